@@ -1,0 +1,38 @@
+"""Operator endpoints (bearer token): force recovery, warm the cache."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Depends
+
+from godel import agents
+from godel.api.deps import require_admin, runtime
+from godel.constants import cache_key
+from godel.errors import RedisUnavailable
+from godel.runtime import Runtime
+
+router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+
+
+@router.post("/recovery/redis")
+async def recover_redis(rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+    """Probe Redis now and replay what the ledger holds; answers state, replayed, remaining."""
+    return await rt.link.recover_now()
+
+
+@router.post("/cache/warm")
+async def warm_cache(rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+    """Load every agent from the database into the Redis cache."""
+    if not rt.link.connected:
+        raise RedisUnavailable("fallback", "the cache cannot be warmed while Redis is down")
+    started = time.monotonic()
+    warmed, after = 0, None
+    while True:
+        rows = await rt.db.read(agents.list_agents, None, 1000, after)
+        if not rows:
+            break
+        warmed += await rt.cache.set_many({cache_key("agent", r["id"]): r for r in rows})
+        after = rows[-1]["id"]
+    return {"warmed": warmed, "duration_s": round(time.monotonic() - started, 3)}

@@ -1,0 +1,118 @@
+"""Settings from GODEL_* environment variables, validated once at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from godel.errors import ConfigError
+
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+
+
+class Settings(BaseSettings):
+    """Every knob Godel has. Each field is `GODEL_<NAME>` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="GODEL_", extra="ignore", frozen=True)
+
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis URL (redis://, rediss://, with user:password). Unset: the embedded "
+        "default (a private redis-server when installed, else redis://localhost:6379/0).",
+    )
+    database_url: str = Field(default="", description="SQLAlchemy URL of the events ledger.")
+    data_dir: Path = Field(default=Path(".godel"), description="Where embedded state lives.")
+    admin_token: SecretStr | None = Field(default=None, description="Bearer token for /admin.")
+    embedded_redis: bool = Field(
+        default=True,
+        description="Run a private redis-server when "
+        "GODEL_REDIS_URL is unset and redis-server is on PATH.",
+    )
+    log_level: str = "INFO"
+
+    redis_socket_timeout_s: float = Field(default=0.5, gt=0, le=60)
+    redis_connect_timeout_s: float = Field(default=0.5, gt=0, le=60)
+    redis_block_timeout_s: float = Field(default=1.0, gt=0, le=30)
+    probe_backoff_min_s: float = Field(default=0.2, gt=0)
+    probe_backoff_max_s: float = Field(default=5.0, gt=0)
+    redis_info_interval_s: float = Field(default=5.0, gt=0)
+
+    memory_cache_max_entries: int = Field(default=10_000, ge=1)
+    memory_cache_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    cache_ttl_s: int = Field(default=300, ge=1)
+
+    max_payload_bytes: int = Field(default=64 * 1024, ge=64)
+    max_batch_events: int = Field(default=1000, ge=1)
+    ingest_commit_max_rows: int = Field(default=2000, ge=1)
+    worker_batch_size: int = Field(default=100, ge=1, le=10_000)
+    replay_batch_size: int = Field(default=2000, ge=1, le=100_000)
+
+    workers: int = Field(default=1, ge=0, le=64, description="Workers inside `godel serve`.")
+    worker_lease_s: float = Field(default=30.0, gt=0)
+    handlers: str = Field(default="", description="Comma-separated plugin modules to import.")
+
+    retry_max_attempts: int = Field(default=5, ge=1)
+    retry_backoff_base_ms: int = Field(default=500, ge=1)
+    retry_backoff_max_ms: int = Field(default=60_000, ge=1)
+
+    reconcile_deadline_s: float = Field(default=60.0, gt=0)
+    reconcile_interval_s: float = Field(default=5.0, gt=0)
+    metrics_interval_s: float = Field(default=2.0, gt=0)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite", "postgresql", "postgres://")):
+            raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> Settings:
+        if self.probe_backoff_max_s < self.probe_backoff_min_s:
+            raise ValueError("GODEL_PROBE_BACKOFF_MAX_S must be >= GODEL_PROBE_BACKOFF_MIN_S")
+        if self.retry_backoff_max_ms < self.retry_backoff_base_ms:
+            raise ValueError("GODEL_RETRY_BACKOFF_MAX_MS must be >= GODEL_RETRY_BACKOFF_BASE_MS")
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'godel.db'}"
+
+    @property
+    def effective_redis_url(self) -> str:
+        return self.redis_url or DEFAULT_REDIS_URL
+
+    @property
+    def handler_modules(self) -> list[str]:
+        return [name.strip() for name in self.handlers.split(",") if name.strip()]
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings, turning a validation failure into one line naming the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "settings"
+        name = f"GODEL_{field.upper()}" if first["loc"] else "configuration"
+        raise ConfigError(f"invalid {name}: {first['msg']}") from None

@@ -1,0 +1,187 @@
+"""The SQL side: table definitions, engines, and running database work off the event loop.
+
+All database work is plain synchronous SQLAlchemy Core, run in a small thread pool: one
+thread hop per unit of work (a group commit, a claim, a batch mark) instead of one per
+statement. SQLite gets WAL, a busy timeout and `BEGIN IMMEDIATE` for writers, so two
+processes sharing the file queue for the write lock instead of failing on upgrade.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    exc,
+    text,
+)
+from sqlalchemy.engine import make_url
+
+from godel.errors import LedgerUnavailable
+
+T = TypeVar("T")
+metadata = MetaData()
+SeqType = BigInteger().with_variant(Integer(), "sqlite")
+
+events = Table(
+    "events",
+    metadata,
+    Column("seq", SeqType, primary_key=True, autoincrement=True),
+    Column("id", String(128), nullable=False, unique=True),
+    Column("type", String(128), nullable=False),
+    Column("agent_id", String(128)),
+    Column("payload", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    # False while the event still has to be pushed onto Redis (the undispatched backlog).
+    Column("dispatched", Boolean, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("available_at", Float, nullable=False),
+    Column("claimed_by", String(128)),
+    Column("claimed_until", Float),
+    Column("processed_at", Float),
+)
+Index(
+    "ix_events_undispatched",
+    events.c.seq,
+    sqlite_where=events.c.dispatched.is_(False),
+    postgresql_where=events.c.dispatched.is_(False),
+)
+_OPEN = events.c.status.in_(("queued", "processing", "retrying"))
+Index("ix_events_open", events.c.seq, sqlite_where=_OPEN, postgresql_where=_OPEN)
+Index("ix_events_type_seq", events.c.type, events.c.seq)
+Index("ix_events_agent_seq", events.c.agent_id, events.c.seq)
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("name", String(256)),
+    Column("status", String(32), nullable=False),
+    Column("metadata", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("last_event_id", String(128)),
+    Column("last_event_type", String(128)),
+    Column("last_seen_at", Float),
+    # Counts agent events applied: equal to the number of distinct events when exactly-once.
+    Column("events_applied", Integer, nullable=False, default=0),
+)
+
+
+def row_dict(row: Any) -> dict[str, Any]:
+    """A row as a plain dict (SQLAlchemy's keys are str subclasses orjson refuses)."""
+    return {str(k): v for k, v in row._mapping.items()}
+
+
+def normalize_url(url: str) -> str:
+    """Accept the usual spellings of a PostgreSQL URL and use the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://", "postgresql+asyncpg://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _sqlite_engine(url: str, synchronous: str, writer: bool) -> Engine:
+    parsed = make_url(url)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, pool_size=8, max_overflow=8, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, see below
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA synchronous={synchronous}")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # IMMEDIATE takes the write lock up front: a deferred transaction that reads and then
+        # writes can fail with SQLITE_BUSY without waiting, which busy_timeout cannot help.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+
+    return engine
+
+
+class Database:
+    """Engines for the ledger plus a bounded thread pool to run database work in."""
+
+    def __init__(self, url: str, *, threads: int = 4, sqlite_synchronous: str = "FULL") -> None:
+        self.url = normalize_url(url)
+        self.is_sqlite = self.url.startswith("sqlite")
+        if self.is_sqlite:
+            self.engine = _sqlite_engine(self.url, sqlite_synchronous, writer=True)
+            self.read_engine = _sqlite_engine(self.url, sqlite_synchronous, writer=False)
+        else:
+            self.engine = create_engine(
+                self.url,
+                pool_size=threads + 2,
+                max_overflow=4,
+                pool_pre_ping=True,
+                connect_args={"connect_timeout": 5},
+            )
+            self.read_engine = self.engine
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="godel-db")
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(conn, *args)` in one committed transaction."""
+        result: T = await self._run(self._in_tx, self.engine, fn, *args)
+        return result
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        result: T = await self._run(self._in_tx, self.read_engine, fn, *args)
+        return result
+
+    @staticmethod
+    def _in_tx(engine: Engine, fn: Callable[..., T], *args: Any) -> T:
+        with engine.begin() as conn:
+            result: T = fn(conn, *args)
+            return result
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        call = functools.partial(self._translate, fn, *args)
+        return await loop.run_in_executor(self._pool, call)
+
+    @staticmethod
+    def _translate(fn: Callable[..., T], *args: Any) -> T:
+        try:
+            return fn(*args)
+        except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError) as err:
+            raise LedgerUnavailable(str(err.orig if hasattr(err, "orig") else err)) from err
+
+    async def ping(self) -> bool:
+        try:
+            await self.read(lambda conn: conn.execute(text("SELECT 1")).scalar())
+        except LedgerUnavailable:
+            return False
+        return True
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=False)
+        self.engine.dispose()
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose()

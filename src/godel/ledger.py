@@ -1,0 +1,280 @@
+"""The events ledger in SQL: record, claim, mark, replay and reconcile queries.
+
+Every function here is synchronous and takes a Connection inside a transaction that the
+caller owns (see `Database.write`), so several steps can share one commit.
+
+An event is *claimable* when it is queued or retrying, or when its ledger claim has expired.
+Claims (`claimed_by`, `claimed_until`) are how several workers and API instances share the
+ledger in fallback: entries are claimed, not copied.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Select, and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from godel.db import events, row_dict
+from godel.events import Event, Status
+
+OPEN_STATUSES = (Status.QUEUED, Status.RETRYING)
+
+
+def _claimable(now: float) -> Any:
+    return or_(
+        events.c.status.in_(OPEN_STATUSES),
+        and_(events.c.status == Status.PROCESSING, events.c.claimed_until < now),
+    )
+
+
+def _row_event(row: Any) -> Event:
+    return Event(
+        id=row.id,
+        type=row.type,
+        payload_json=row.payload,
+        agent_id=row.agent_id,
+        attempts=row.attempts,
+        created_at=row.created_at,
+        seq=row.seq,
+    )
+
+
+def insert_events(conn: Connection, batch: Sequence[tuple[Event, bool]]) -> set[str]:
+    """Insert new events (each with its `dispatched` flag); return the ids that were new."""
+    now = time.time()
+    rows = [
+        {
+            "id": ev.id,
+            "type": ev.type,
+            "agent_id": ev.agent_id,
+            "payload": ev.payload_json,
+            "status": Status.QUEUED,
+            "dispatched": dispatched,
+            "attempts": 0,
+            "created_at": ev.created_at,
+            "updated_at": now,
+            "available_at": ev.created_at,
+        }
+        for ev, dispatched in batch
+    ]
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(events).on_conflict_do_nothing(index_elements=["id"]).returning(events.c.id)
+    return {row[0] for row in conn.execute(stmt, rows)}
+
+
+def mark_undispatched(conn: Connection, ids: Iterable[str]) -> None:
+    """The push to Redis failed after commit: leave these to the replay."""
+    conn.execute(
+        update(events)
+        .where(events.c.id.in_(list(ids)), events.c.status.in_(Status.OPEN))
+        .values(dispatched=False)
+    )
+
+
+def fetch_claimable(conn: Connection, ids: Sequence[str], now: float) -> list[Event]:
+    """Events named by a Redis claim that still need processing (the rest are duplicates)."""
+    rows = conn.execute(select(events).where(events.c.id.in_(list(ids)), _claimable(now))).all()
+    return [_row_event(row) for row in rows]
+
+
+def claim_from_ledger(
+    conn: Connection, worker: str, limit: int, now: float, lease_s: float
+) -> list[Event]:
+    """Fallback path: claim the oldest claimable events straight from the ledger."""
+    due = or_(
+        and_(events.c.status.in_(OPEN_STATUSES), events.c.available_at <= now),
+        and_(events.c.status == Status.PROCESSING, events.c.claimed_until < now),
+    )
+    inner = select(events.c.seq).where(due).order_by(events.c.seq).limit(limit)
+    inner = inner.with_for_update(skip_locked=True)
+    stmt = (
+        update(events)
+        .where(events.c.seq.in_(inner.scalar_subquery()))
+        .values(
+            status=Status.PROCESSING, claimed_by=worker, claimed_until=now + lease_s, updated_at=now
+        )
+        .returning(*events.c)
+    )
+    rows = sorted(conn.execute(stmt).all(), key=lambda r: r.seq)
+    return [_row_event(row) for row in rows]
+
+
+def mark_processed(
+    conn: Connection, ids: Sequence[str], now: float, claimed_by: str | None
+) -> set[str]:
+    """Mark events processed, once: returns the ids this call won.
+
+    `claimed_by` set means the events were claimed from the ledger by that worker; None means
+    they came from Redis and must still be claimable (not processed, not held by a live claim).
+    """
+    if not ids:
+        return set()
+    cond = (
+        and_(events.c.status == Status.PROCESSING, events.c.claimed_by == claimed_by)
+        if claimed_by is not None
+        else _claimable(now)
+    )
+    stmt = (
+        update(events)
+        .where(events.c.id.in_(list(ids)), cond)
+        .values(
+            status=Status.PROCESSED,
+            dispatched=True,
+            processed_at=now,
+            updated_at=now,
+            claimed_by=None,
+            claimed_until=None,
+        )
+        .returning(events.c.id)
+    )
+    return {row[0] for row in conn.execute(stmt)}
+
+
+@dataclass(slots=True)
+class Failure:
+    """A failed attempt: `dead` when attempts are exhausted."""
+
+    event: Event
+    error: str
+    attempts: int
+    dead: bool
+    available_at: float
+
+
+def record_failures(
+    conn: Connection, failures: Sequence[Failure], now: float, via_redis: bool
+) -> None:
+    """Record retries and dead letters. Via the ledger path they stay undispatched, so the
+    replay puts them in the delayed set or the dead list once Redis is back."""
+    for f in failures:
+        conn.execute(
+            update(events)
+            .where(events.c.id == f.event.id, events.c.status != Status.PROCESSED)
+            .values(
+                status=Status.DEAD if f.dead else Status.RETRYING,
+                attempts=f.attempts,
+                last_error=f.error[:4000],
+                available_at=f.available_at,
+                updated_at=now,
+                claimed_by=None,
+                claimed_until=None,
+                dispatched=via_redis,
+            )
+        )
+
+
+@dataclass(slots=True)
+class Dispatch:
+    """One ledger event on its way into Redis (replay or reconcile)."""
+
+    seq: int
+    id: str
+    type: str
+    status: str
+    available_at: float
+
+
+def _dispatches(rows: Iterable[Any]) -> list[Dispatch]:
+    out = [Dispatch(r.seq, r.id, r.type, r.status, r.available_at) for r in rows]
+    out.sort(key=lambda d: d.seq)
+    return out
+
+
+def claim_undispatched(conn: Connection, limit: int, now: float) -> list[Dispatch]:
+    """Claim the next replay batch, in ledger order; the caller pushes it to Redis."""
+    want = and_(
+        events.c.dispatched.is_(False),
+        or_(events.c.status.in_((*OPEN_STATUSES, Status.DEAD)), _claimable(now)),
+    )
+    inner = select(events.c.seq).where(want).order_by(events.c.seq).limit(limit)
+    inner = inner.with_for_update(skip_locked=True)
+    stmt = (
+        update(events)
+        .where(events.c.seq.in_(inner.scalar_subquery()))
+        .values(
+            dispatched=True,
+            claimed_by=None,
+            claimed_until=None,
+            updated_at=now,
+            status=func.coalesce(func.nullif(events.c.status, Status.PROCESSING), Status.QUEUED),
+        )
+        .returning(events.c.seq, events.c.id, events.c.type, events.c.status, events.c.available_at)
+    )
+    return _dispatches(conn.execute(stmt).all())
+
+
+def claim_stale(conn: Connection, limit: int, now: float, cutoff: float) -> list[Dispatch]:
+    """Reconcile candidates: pushed, still unprocessed, untouched since `cutoff`. Touching
+    them is the claim, so two instances do not check the same events at once."""
+    stale = and_(
+        events.c.dispatched.is_(True),
+        events.c.updated_at < cutoff,
+        _claimable(now),
+    )
+    inner = select(events.c.seq).where(stale).order_by(events.c.seq).limit(limit)
+    inner = inner.with_for_update(skip_locked=True)
+    stmt = (
+        update(events)
+        .where(events.c.seq.in_(inner.scalar_subquery()))
+        .values(updated_at=now)
+        .returning(events.c.seq, events.c.id, events.c.type, events.c.status, events.c.available_at)
+    )
+    return _dispatches(conn.execute(stmt).all())
+
+
+def count_undispatched(conn: Connection) -> int:
+    stmt = (
+        select(func.count())
+        .select_from(events)
+        .where(events.c.dispatched.is_(False), events.c.status != Status.PROCESSED)
+    )
+    return int(conn.execute(stmt).scalar_one())
+
+
+def count_by_status(conn: Connection) -> dict[str, int]:
+    stmt = select(events.c.status, func.count()).group_by(events.c.status)
+    return {status: int(n) for status, n in conn.execute(stmt).all()}
+
+
+def get_event(conn: Connection, event_id: str) -> dict[str, Any] | None:
+    row = conn.execute(select(events).where(events.c.id == event_id)).first()
+    return row_dict(row) if row else None
+
+
+def list_events(conn: Connection, query: EventQuery) -> list[dict[str, Any]]:
+    stmt: Select[Any] = select(events)
+    if query.type:
+        stmt = stmt.where(events.c.type == query.type)
+    if query.agent_id:
+        stmt = stmt.where(events.c.agent_id == query.agent_id)
+    if query.status:
+        stmt = stmt.where(events.c.status == query.status)
+    if query.since is not None:
+        stmt = stmt.where(events.c.created_at >= query.since)
+    if query.after is not None:
+        stmt = stmt.where(events.c.seq > query.after)
+    stmt = stmt.order_by(events.c.seq).limit(query.limit)
+    return [row_dict(row) for row in conn.execute(stmt).all()]
+
+
+def latest_events(conn: Connection, limit: int, status: str | None = None) -> list[dict[str, Any]]:
+    stmt = select(events).order_by(events.c.seq.desc()).limit(limit)
+    if status:
+        stmt = stmt.where(events.c.status == status)
+    return [row_dict(row) for row in conn.execute(stmt).all()]
+
+
+@dataclass(slots=True)
+class EventQuery:
+    """Filters for listing the ledger; `after` is the cursor (a ledger sequence number)."""
+
+    type: str | None = None
+    agent_id: str | None = None
+    status: str | None = None
+    since: float | None = None
+    after: int | None = None
+    limit: int = 100

@@ -1,0 +1,111 @@
+"""Periodic upkeep every Godel process runs: promote due retries, reap dead workers,
+replay stragglers, reconcile lost events, and refresh the gauges. Each step is safe to
+run in several processes at once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from godel import ledger, metrics, queue
+from godel.config import Settings
+from godel.db import Database
+from godel.errors import GodelError, RedisUnavailable
+from godel.link import SENTINEL_KEY, Link
+from godel.recovery import Recovery
+
+log = logging.getLogger("godel.maintenance")
+
+
+class Maintenance:
+    """A few loops, each with its own period, owned and cancelled together."""
+
+    def __init__(self, settings: Settings, db: Database, link: Link, recovery: Recovery) -> None:
+        self.settings = settings
+        self.db = db
+        self.link = link
+        self.recovery = recovery
+        self.depths: dict[str, object] = {}
+        self.undispatched = 0
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        s = self.settings
+        loops: list[tuple[str, float, Callable[[], Awaitable[None]]]] = [
+            ("promote", 0.25, self.promote),
+            ("reap", max(s.worker_lease_s / 3, 0.5), self.reap),
+            ("reconcile", s.reconcile_interval_s, self.reconcile),
+            ("gauges", s.metrics_interval_s, self.refresh_gauges),
+            ("redis-info", s.redis_info_interval_s, self.redis_info),
+        ]
+        for name, period, step in loops:
+            self._tasks.append(
+                asyncio.get_running_loop().create_task(
+                    self._every(period, step), name=f"godel-{name}"
+                )
+            )
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    async def _every(self, period_s: float, step: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            try:
+                await step()
+            except (GodelError, OSError) as err:
+                log.debug("maintenance step %s: %s", step.__name__, err)
+            await asyncio.sleep(period_s)
+
+    async def promote(self) -> None:
+        if self.link.connected:
+            await self.link.call(queue.promote_due)
+
+    async def reap(self) -> None:
+        if self.link.connected:
+            moved = await self.link.call(queue.reap)
+            if moved:
+                log.warning("Reaped %d events from workers whose lease expired", moved)
+
+    async def reconcile(self) -> None:
+        if not self.link.connected:
+            return
+        if not await self.link.call(lambda r: r.exists(SENTINEL_KEY)):
+            await self.link.call(lambda r: r.set(SENTINEL_KEY, str(time.time())))
+            found = await self.recovery.reconcile_all()
+            if found:
+                log.warning(
+                    "Redis had lost %d events (sentinel key missing); "
+                    "pushed them again from the ledger",
+                    found,
+                )
+        await self.recovery.replay()
+        await self.recovery.reconcile()
+
+    async def refresh_gauges(self) -> None:
+        self.undispatched = await self.recovery.undispatched()
+        if not self.link.connected:
+            return
+        try:
+            depths = await self.link.call(queue.depths)
+        except RedisUnavailable:
+            return
+        self.depths = depths
+        dead = depths["dead"]
+        assert isinstance(dead, dict)
+        for name in ("pending", "processing", "delayed"):
+            metrics.QUEUE_DEPTH.labels(name).set(float(depths[name]))  # type: ignore[arg-type]
+        metrics.QUEUE_DEPTH.labels("dead").set(sum(dead.values()))
+        for event_type, n in dead.items():
+            metrics.DEAD_LETTERS.labels(event_type).set(n)
+
+    async def redis_info(self) -> None:
+        if self.link.connected:
+            await self.link.inspect_server()
+
+    async def counts(self) -> dict[str, int]:
+        return await self.db.read(ledger.count_by_status)
