@@ -114,6 +114,14 @@ def make_client(settings: Settings, url: str, *, blocking: bool = False) -> Redi
 Listener = Callable[[LinkState, LinkState], None]
 
 
+def _reraise_cancellation(exc: BaseException) -> None:
+    """redis-py can turn a cancelled read into a connection error; a task being cancelled
+    (shutdown) must see its CancelledError, not a Redis outage."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError from exc
+
+
 class Link:
     """Owns the Redis clients and the state; every Redis call goes through `call`."""
 
@@ -151,6 +159,10 @@ class Link:
                 return
             await self._recover_locked()
 
+    def closing(self) -> None:
+        """Shutdown has begun: errors from here on are ours, not Redis's."""
+        self._closing = True
+
     async def close(self) -> None:
         self._closing = True
         if self._probe_task:
@@ -166,6 +178,7 @@ class Link:
         try:
             return await fn(self.blocking_redis if blocking else self.redis)
         except (TimeoutError, rex.RedisError, OSError) as exc:
+            _reraise_cancellation(exc)
             raise self.failed(exc) from exc
 
     async def call_any_state(self, fn: Callable[[Redis], Awaitable[T]]) -> T:
@@ -173,6 +186,7 @@ class Link:
         try:
             return await fn(self.redis)
         except (TimeoutError, rex.RedisError, OSError) as exc:
+            _reraise_cancellation(exc)
             raise self.failed(exc) from exc
 
     def failed(self, exc: BaseException) -> Exception:
@@ -180,6 +194,8 @@ class Link:
         reason = classify(exc)
         if reason is None:
             return exc if isinstance(exc, Exception) else RuntimeError(str(exc))
+        if self._closing:
+            return RedisUnavailable(reason, "shutting down")
         metrics.REDIS_ERRORS.labels(reason=reason).inc()
         detail = f"{type(exc).__name__}: {exc}"
         self.last_error = detail

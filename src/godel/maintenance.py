@@ -54,11 +54,16 @@ class Maintenance:
         self._tasks.clear()
 
     async def _every(self, period_s: float, step: Callable[[], Awaitable[None]]) -> None:
+        task = asyncio.current_task()
         while True:
             try:
                 await step()
             except (GodelError, OSError) as err:
                 log.debug("maintenance step %s: %s", step.__name__, err)
+            # redis-py may swallow a cancellation that lands inside a command; check here
+            # or shutdown would wait on this loop forever.
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError
             await asyncio.sleep(period_s)
 
     async def promote(self) -> None:

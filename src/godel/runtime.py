@@ -67,6 +67,7 @@ class Runtime:
     async def stop(self, grace_s: float = 10.0) -> None:
         """Stop claiming, let batches in hand finish for `grace_s`, then cancel."""
         self._stop.set()
+        self.link.closing()
         if self._worker_tasks:
             _, late = await asyncio.wait(self._worker_tasks, timeout=grace_s)
             for task in late:
