@@ -72,22 +72,36 @@ _MESSAGE_REASONS = (
 )
 
 
+_CLASS_REASONS: tuple[tuple[type[BaseException], str], ...] = (
+    (rex.BusyLoadingError, "loading"),
+    (rex.ReadOnlyError, "readonly"),
+    (rex.OutOfMemoryError, "oom"),
+    (rex.MasterDownError, "masterdown"),
+    (rex.ClusterDownError, "clusterdown"),
+    (rex.TryAgainError, "clusterdown"),
+    (rex.AuthenticationError, "auth"),
+    (rex.AuthorizationError, "auth"),
+    (rex.NoPermissionError, "auth"),
+    (rex.TimeoutError, "timeout"),
+    (TimeoutError, "timeout"),
+)
+
+
 def classify(exc: BaseException) -> str | None:
     """The outage reason for a Redis error, or None when it is not an outage."""
-    if isinstance(exc, rex.BusyLoadingError):
-        return "loading"
-    if isinstance(exc, rex.ReadOnlyError):
-        return "readonly"
-    if isinstance(exc, rex.AuthenticationError | rex.AuthorizationError):
-        return "auth"
-    if isinstance(exc, rex.TimeoutError | asyncio.TimeoutError):
-        return "timeout"
+    for cls, reason in _CLASS_REASONS:
+        if isinstance(exc, cls):
+            return reason
     if isinstance(exc, rex.ConnectionError | ConnectionError | OSError):
         return "auth" if "auth" in str(exc).lower() else "connection"
     if isinstance(exc, rex.ResponseError):
-        message = str(exc).upper()
+        # redis-py strips the error code it maps to a class; the rest keep it in the text.
+        code = str(getattr(exc, "status_code", "") or "").upper()
+        message = f"{code} {exc}".strip().upper()
         for prefix, reason in _MESSAGE_REASONS:
-            if message.startswith(prefix) or f" {prefix} " in f" {message} "[:40]:
+            if code == prefix or message.startswith(prefix) or f" {prefix} " in message[:60]:
+                return reason
+            if f"-{prefix} " in message:  # an error raised inside a Lua script
                 return reason
     return None
 
