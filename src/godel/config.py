@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,6 +32,9 @@ class Settings(BaseSettings):
         "GODEL_REDIS_URL is unset and redis-server is on PATH.",
     )
     log_level: str = "INFO"
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
+        default="FULL", description="SQLite fsync policy: FULL survives power loss per commit."
+    )
 
     redis_socket_timeout_s: float = Field(default=0.5, gt=0, le=60)
     redis_connect_timeout_s: float = Field(default=0.5, gt=0, le=60)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 
 from godel.db import Database
 
@@ -23,6 +24,9 @@ def upgrade(db: Database, revision: str = "head") -> None:
     """Bring the ledger schema to `revision`; safe to run on every start."""
     cfg = alembic_config(db.url)
     with db.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Several pods start at once; the first migrates, the others wait and find it done.
+            conn.execute(text("SELECT pg_advisory_xact_lock(7471)"))
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
 

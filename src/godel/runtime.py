@@ -30,7 +30,9 @@ class Runtime:
     def __init__(self, settings: Settings, redis_url: str | None = None) -> None:
         self.settings = settings
         self.redis_url = redis_url or settings.effective_redis_url
-        self.db = Database(settings.effective_database_url)
+        self.db = Database(
+            settings.effective_database_url, sqlite_synchronous=settings.sqlite_synchronous
+        )
         self.link = Link(settings, self.redis_url)
         self.recovery = Recovery(settings, self.db, self.link)
         self.cache = Cache(settings, self.link)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from pathlib import Path
 
 import godel
 from godel import Event
@@ -25,5 +26,8 @@ async def fails_twice(event: Event) -> None:
 
 
 @godel.handler("test.slow")
-async def slow(event: Event) -> None:
-    await asyncio.sleep(float(event.payload.get("sleep_s", 30)))
+async def slow_while_blocked(event: Event) -> None:
+    """Hangs while the file named in the payload exists (a worker stuck mid-event)."""
+    block = Path(str(event.payload.get("block_file", "")))
+    while block.is_file():
+        await asyncio.sleep(0.05)
