@@ -15,7 +15,8 @@ from sqlalchemy import func, select
 
 from godel.api import create_app
 from godel.config import Settings
-from godel.db import agents, events
+from godel.db import Database, agents, events
+from godel.migrate import upgrade
 from godel.runtime import Runtime
 
 TOKEN = "test-admin-token"
@@ -55,9 +56,18 @@ class Harness:
         return await self.client.post(path, headers={"Authorization": f"Bearer {TOKEN}"})
 
 
+def migrate(url: str) -> None:
+    db = Database(url)
+    try:
+        upgrade(db)
+    finally:
+        db.close()
+
+
 @asynccontextmanager
 async def running(settings: Settings, workers: int = 1) -> AsyncIterator[Harness]:
     """The FastAPI app with its lifespan, and an httpx client talking to it in-process."""
+    await asyncio.to_thread(migrate, settings.effective_database_url)  # `godel db upgrade`
     app = create_app(settings, workers=workers)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

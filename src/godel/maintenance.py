@@ -105,6 +105,7 @@ class Maintenance:
         for name in ("pending", "processing", "delayed"):
             metrics.QUEUE_DEPTH.labels(name).set(float(depths[name]))  # type: ignore[arg-type]
         metrics.QUEUE_DEPTH.labels("dead").set(sum(dead.values()))
+        metrics.DEAD_LETTERS.clear()  # a drained list has no key: its type must go too
         for event_type, n in dead.items():
             metrics.DEAD_LETTERS.labels(event_type).set(n)
 
