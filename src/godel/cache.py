@@ -5,6 +5,7 @@ dropped on recovery, never written back."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections import OrderedDict
 from typing import Any
@@ -16,6 +17,8 @@ from godel.config import Settings
 from godel.constants import CACHE_PREFIX
 from godel.errors import RedisUnavailable
 from godel.link import Link, LinkState
+
+_ENTRY_OVERHEAD = sys.getsizeof((0.0, b"")) + sys.getsizeof(0.0) + 104
 
 
 class MemoryLRU:
@@ -48,6 +51,9 @@ class MemoryLRU:
         return value
 
     def set(self, key: str, value: bytes, ttl_s: float) -> None:
+        # orjson's bytes keep their generous first allocation (~4 KiB); a copy is exact, so
+        # the byte bound holds in real memory, not just in our arithmetic.
+        value = bytes(memoryview(value))
         size = self._cost(key, value)
         if size > self.max_bytes:
             return  # one entry may never take the whole budget
@@ -73,7 +79,8 @@ class MemoryLRU:
 
     @staticmethod
     def _cost(key: str, value: bytes) -> int:
-        return len(key) + len(value) + 64  # 64: a fair share of the dict/tuple overhead
+        # The objects themselves plus the tuple, the float and the ordered-dict slot.
+        return sys.getsizeof(key) + sys.getsizeof(value) + _ENTRY_OVERHEAD
 
     def _drop(self, key: str) -> None:
         _, value = self._data.pop(key)

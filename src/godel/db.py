@@ -155,6 +155,27 @@ class Database:
         result: T = await self._run(self._in_tx, self.read_engine, fn, *args)
         return result
 
+    async def write_raw(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(dbapi_connection, *args)` in one committed transaction, without
+        SQLAlchemy's per-statement machinery: for the ingest hot path only."""
+        result: T = await self._run(self._raw_tx, fn, *args)
+        return result
+
+    def _raw_tx(self, fn: Callable[..., T], *args: Any) -> T:
+        pooled = self.engine.raw_connection()
+        dbapi_conn: Any = pooled.driver_connection
+        try:
+            if self.is_sqlite:
+                dbapi_conn.execute("BEGIN IMMEDIATE")
+            result = fn(dbapi_conn, *args)
+            dbapi_conn.commit()
+            return result
+        except BaseException:
+            dbapi_conn.rollback()
+            raise
+        finally:
+            pooled.close()
+
     @staticmethod
     def _in_tx(engine: Engine, fn: Callable[..., T], *args: Any) -> T:
         with engine.begin() as conn:
@@ -166,12 +187,17 @@ class Database:
         call = functools.partial(self._translate, fn, *args)
         return await loop.run_in_executor(self._pool, call)
 
-    @staticmethod
-    def _translate(fn: Callable[..., T], *args: Any) -> T:
+    def _translate(self, fn: Callable[..., T], *args: Any) -> T:
+        dbapi = self.engine.dialect.dbapi
+        raw_errors: tuple[type[Exception], ...] = (
+            (dbapi.OperationalError, dbapi.InterfaceError) if dbapi is not None else ()
+        )
         try:
             return fn(*args)
         except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError) as err:
             raise LedgerUnavailable(str(err.orig if hasattr(err, "orig") else err)) from err
+        except raw_errors as err:
+            raise LedgerUnavailable(str(err)) from err
 
     async def ping(self) -> bool:
         try:

@@ -66,6 +66,71 @@ def insert_events(conn: Connection, batch: Sequence[tuple[Event, bool]]) -> set[
     return {row[0] for row in conn.execute(stmt, rows)}
 
 
+_COLUMNS = (
+    "id, type, agent_id, payload, status, dispatched, attempts, created_at, "
+    "updated_at, available_at"
+)
+_SQLITE_INSERT = (
+    f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, 'queued', ?, 0, ?, ?, ?) "
+    "ON CONFLICT (id) DO NOTHING"
+)
+_PG_INSERT = (
+    f"INSERT INTO events ({_COLUMNS}) SELECT i, t, a, p, 'queued', d, 0, c, %(now)s, c "
+    "FROM unnest(%(ids)s::text[], %(types)s::text[], %(agents)s::text[], %(payloads)s::text[], "
+    "%(dispatched)s::bool[], %(created)s::float8[]) AS x(i, t, a, p, d, c) "
+    "ON CONFLICT (id) DO NOTHING RETURNING id"
+)
+
+
+def insert_events_raw(
+    dbapi_conn: Any, is_sqlite: bool, batch: Sequence[tuple[Event, bool]]
+) -> set[str]:
+    """The ingest hot path on a DBAPI connection: one statement for the whole group commit
+    (executemany on SQLite, unnest on PostgreSQL). Returns the ids that were new."""
+    now = time.time()
+    if not is_sqlite:
+        cols: dict[str, list[Any]] = {
+            k: [] for k in ("ids", "types", "agents", "payloads", "dispatched", "created")
+        }
+        for ev, dispatched in batch:
+            for key, value in zip(
+                cols,
+                (ev.id, ev.type, ev.agent_id, ev.payload_json, dispatched, ev.created_at),
+                strict=True,
+            ):
+                cols[key].append(value)
+        cur = dbapi_conn.execute(_PG_INSERT, {**cols, "now": now})
+        return {row[0] for row in cur.fetchall()}
+    # Server-made ids are unique by construction; only idempotency keys can already exist.
+    ids = [ev.id for ev, _ in batch if ev.client_id]
+    existing: set[str] = set()
+    for start in range(0, len(ids), 500):  # SQLite caps bound parameters per statement
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        existing.update(
+            r[0] for r in dbapi_conn.execute(f"SELECT id FROM events WHERE id IN ({marks})", chunk)
+        )
+    new: set[str] = set()
+    rows = []
+    for ev, dispatched in batch:
+        if ev.id not in existing and ev.id not in new:
+            new.add(ev.id)
+            rows.append(
+                (
+                    ev.id,
+                    ev.type,
+                    ev.agent_id,
+                    ev.payload_json,
+                    dispatched,
+                    ev.created_at,
+                    now,
+                    ev.created_at,
+                )
+            )
+    dbapi_conn.executemany(_SQLITE_INSERT, rows)
+    return new
+
+
 def mark_undispatched(conn: Connection, ids: Iterable[str]) -> None:
     """The push to Redis failed after commit: leave these to the replay."""
     conn.execute(

@@ -39,7 +39,12 @@ class _Waiting:
 
 
 class Ingest:
-    """Group-commits events into the ledger, then pushes them onto the fast lane."""
+    """Group-commits events into the ledger, then pushes them onto the fast lane.
+
+    The acknowledgement waits for the commit, not for Redis: a separate pusher sends the
+    ids of each committed group in one LPUSH while the next group commits. A push that
+    fails marks its events undispatched (the replay sends them); a crash between commit
+    and push leaves them to the reconciler."""
 
     def __init__(self, settings: Settings, db: Database, link: Link) -> None:
         self.settings = settings
@@ -47,17 +52,23 @@ class Ingest:
         self.link = link
         self._waiting: list[_Waiting] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._to_push: list[str] = []
+        self._pusher: asyncio.Task[None] | None = None
 
     async def ingest(self, events: list[Event]) -> Ack:
-        future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Ack] = loop.create_future()
         self._waiting.append(_Waiting(events, future))
         if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
+            self._flusher = loop.create_task(self._flush_loop(), name="godel-ingest-commit")
         return await asyncio.shield(future)
 
     async def close(self) -> None:
-        if self._flusher is not None:
-            await asyncio.gather(self._flusher, return_exceptions=True)
+        for task in (self._flusher, self._pusher):
+            if task is not None:
+                await asyncio.gather(task, return_exceptions=True)
+        if self._to_push:  # committed after the pusher's last round
+            await self._push_loop()
 
     def _take(self) -> list[_Waiting]:
         taken: list[_Waiting] = []
@@ -83,29 +94,34 @@ class Ingest:
     async def _flush(self, group: list[_Waiting]) -> None:
         dispatched = self.link.connected
         rows = [(ev, dispatched) for item in group for ev in item.events]
-        inserted = await self.db.write(ledger.insert_events, rows)
+        inserted = await self.db.write_raw(ledger.insert_events_raw, self.db.is_sqlite, rows)
         metrics.LEDGER_COMMIT_ROWS.observe(len(rows))
-        new_ids: list[str] = []
-        seen: set[str] = set()
-        for ev, _ in rows:
-            if ev.id in inserted and ev.id not in seen:
-                seen.add(ev.id)
-                new_ids.append(ev.id)
+        new_ids = [ev.id for ev, _ in rows if ev.id in inserted]
         mode = "redis" if dispatched else "fallback"
         if dispatched and new_ids:
-            mode = await self._push(new_ids)
-        metrics.EVENTS_ACCEPTED.labels(mode).inc(len(new_ids))
+            self._to_push.extend(dict.fromkeys(new_ids))
+            if self._pusher is None or self._pusher.done():
+                self._pusher = asyncio.get_running_loop().create_task(
+                    self._push_loop(), name="godel-ingest-push"
+                )
+        metrics.EVENTS_ACCEPTED.labels(mode).inc(len(inserted))
+        fresh = set(inserted)
         for item in group:
             ids = [ev.id for ev in item.events]
-            duplicates = [i for i in ids if i not in seen]
-            seen.difference_update(ids)
+            duplicates = [i for i in ids if i not in fresh]
+            fresh.difference_update(ids)
             if not item.future.done():
                 item.future.set_result(Ack(ids=ids, duplicates=duplicates, mode=mode))
 
-    async def _push(self, ids: list[str]) -> str:
+    async def _push_loop(self) -> None:
+        while self._to_push:
+            ids, self._to_push = self._to_push, []
+            await self._push(ids)
+
+    async def _push(self, ids: list[str]) -> None:
         try:
             await self.link.call(lambda r: queue.push(r, ids))
-            return "redis"
+            return
         except RedisUnavailable:
             pass
         try:
@@ -113,7 +129,6 @@ class Ingest:
         except LedgerUnavailable as err:
             # Committed but flagged as pushed: the reconciler finds them after its deadline.
             log.error("could not flag %d events undispatched: %s", len(ids), err)
-        return "fallback"
 
 
 class Producer:

@@ -184,7 +184,13 @@ async def test_fault_loses_nothing_and_applies_nothing_twice(
         await wait_until(lambda: _state(h, "connected"), 30, "recovery")
         await poster.until_acked(100)
         await poster.stop()
-        await wait_until(lambda: _done(h, poster.acked), 60, "every event processed")
+        try:
+            await wait_until(lambda: _done(h, poster.acked), 60, "every event processed")
+        except AssertionError:
+            health = (await h.client.get("/health")).json()
+            raise AssertionError(
+                f"not all processed; acked {len(poster.acked)}; {health}"
+            ) from None
         assert set(poster.statuses) == {202}, poster.statuses
         assert_exactly_once(h.rt, poster.acked)
     assert "Entering fallback mode" in caplog.text

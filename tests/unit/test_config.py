@@ -29,8 +29,9 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
         ("GODEL_LOG_LEVEL", "LOUD"),
     ],
 )
-def test_bad_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch, var: str,
-                                        value: str) -> None:
+def test_bad_setting_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, var: str, value: str
+) -> None:
     monkeypatch.setenv(var, value)
     with pytest.raises(ConfigError) as err:
         load_settings()
@@ -39,8 +40,9 @@ def test_bad_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch, var: st
 
 def test_cli_fails_at_start_with_one_line(tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "GODEL_REDIS_URL": "http://nope"}
-    proc = subprocess.run([GODEL, "serve"], env=env, capture_output=True, text=True,
-                          cwd=tmp_path, timeout=60)
+    proc = subprocess.run(
+        [GODEL, "serve"], env=env, capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "GODEL_REDIS_URL" in lines[0]

@@ -10,7 +10,7 @@ def test_parse_event_fills_id_and_serialises_payload_once() -> None:
     ev = parse_event({"type": "agent.status", "agent_id": "a-1", "payload": {"s": 1}}, 1024)
     assert ev.type == "agent.status" and ev.agent_id == "a-1"
     assert ev.payload_json == '{"s":1}' and ev.payload == {"s": 1}
-    assert len(ev.id) == 32
+    assert len(ev.id) == 34 and not ev.client_id
 
 
 def test_ids_are_time_ordered() -> None:

@@ -10,8 +10,11 @@ README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
 
 def test_every_setting_is_documented() -> None:
-    missing = [f"GODEL_{name.upper()}" for name in Settings.model_fields
-               if f"`GODEL_{name.upper()}`" not in README]
+    missing = [
+        f"GODEL_{name.upper()}"
+        for name in Settings.model_fields
+        if f"`GODEL_{name.upper()}`" not in README
+    ]
     assert not missing, f"README configuration table lacks {missing}"
 
 

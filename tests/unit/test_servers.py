@@ -16,6 +16,7 @@ import psycopg
 import pytest
 import redis
 import sqlalchemy
+
 from tests.servers import (
     LOOPBACK,
     PostgresServer,
