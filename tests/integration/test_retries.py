@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
@@ -11,7 +12,7 @@ from sqlalchemy import create_engine, select
 
 from godel.db import events
 from tests.harness import ledger_counts, make_settings, running, wait_until
-from tests.servers import RedisServer
+from tests.servers import ProcessRunner, RedisServer
 
 HANDLERS = "tests.plugins.flaky"
 REPO = Path(__file__).resolve().parents[2]
@@ -43,8 +44,7 @@ async def test_failing_handler_dead_letters_and_flaky_one_recovers(
 async def test_dead_letter_in_fallback_reaches_redis_after_recovery(
     sqlite_url: str, fresh_redis: RedisServer
 ) -> None:
-    settings = make_settings(sqlite_url, fresh_redis.url, handlers=HANDLERS,
-                             retry_max_attempts=2)
+    settings = make_settings(sqlite_url, fresh_redis.url, handlers=HANDLERS, retry_max_attempts=2)
     async with running(settings, workers=1) as h:
         await asyncio.to_thread(fresh_redis.kill9)
         bad = (await h.post({"type": "test.fail"})).json()
@@ -62,17 +62,26 @@ async def test_dead_letter_in_fallback_reaches_redis_after_recovery(
 
 
 async def test_reaper_returns_the_events_of_a_killed_worker(
-    sqlite_url: str, redis_url: str, run_process, tmp_path: Path  # type: ignore[no-untyped-def]
+    sqlite_url: str,
+    redis_url: str,
+    run_process: Callable[..., ProcessRunner],
+    tmp_path: Path,
 ) -> None:
     block = tmp_path / "block"
     block.touch()
-    env = {"GODEL_DATABASE_URL": sqlite_url, "GODEL_REDIS_URL": redis_url,
-           "GODEL_HANDLERS": HANDLERS, "GODEL_WORKER_LEASE_S": "2", "PYTHONPATH": str(REPO)}
+    env = {
+        "GODEL_DATABASE_URL": sqlite_url,
+        "GODEL_REDIS_URL": redis_url,
+        "GODEL_HANDLERS": HANDLERS,
+        "GODEL_WORKER_LEASE_S": "2",
+        "PYTHONPATH": str(REPO),
+    }
     godel = str(Path(sys.executable).parent / "godel")
     settings = make_settings(sqlite_url, redis_url, handlers=HANDLERS)
     async with running(settings, workers=0) as h:  # the API and the reaper, no worker
-        eid = (await h.post({"type": "test.slow", "payload": {"block_file": str(block)}})
-               ).json()["id"]
+        eid = (await h.post({"type": "test.slow", "payload": {"block_file": str(block)}})).json()[
+            "id"
+        ]
         proc = run_process([godel, "worker"], env=env, name="worker-1")
 
         def claimed() -> bool:
@@ -91,7 +100,8 @@ async def test_reaper_returns_the_events_of_a_killed_worker(
         run_process([godel, "worker", "--burst"], env=env, name="worker-2").wait(60)
         engine = create_engine(sqlite_url)
         with engine.connect() as conn:
-            row = conn.execute(select(events.c.status, events.c.attempts)
-                               .where(events.c.id == eid)).one()
+            row = conn.execute(
+                select(events.c.status, events.c.attempts).where(events.c.id == eid)
+            ).one()
         engine.dispose()
         assert tuple(row) == ("processed", 0)
