@@ -33,7 +33,9 @@ class Settings(BaseSettings):
     )
     log_level: str = "INFO"
     sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
-        default="FULL", description="SQLite fsync policy: FULL survives power loss per commit."
+        default="NORMAL",
+        description="SQLite WAL fsync policy: NORMAL survives any crash of Godel; FULL also "
+        "survives power loss, at the cost of an fsync per commit.",
     )
 
     redis_socket_timeout_s: float = Field(default=0.5, gt=0, le=60)

@@ -9,12 +9,12 @@ from fastapi import HTTPException, Request
 from godel.runtime import Runtime
 
 
-def runtime(request: Request) -> Runtime:
+async def runtime(request: Request) -> Runtime:
     rt: Runtime = request.app.state.runtime
     return rt
 
 
-def require_admin(request: Request) -> None:
+async def require_admin(request: Request) -> None:
     """Admin endpoints take `Authorization: Bearer <GODEL_ADMIN_TOKEN>`."""
     expected: str = request.app.state.admin_token
     header = request.headers.get("authorization", "")

@@ -6,7 +6,8 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from starlette.routing import Route
 
 from godel import ledger, queue
 from godel.api.deps import runtime
@@ -32,8 +33,15 @@ PUBLIC_FIELDS = (
 
 
 @router.post("", status_code=202)
-async def post_events(request: Request, rt: Runtime = Depends(runtime)) -> ORJSONResponse:
-    """Accept one event or {"events": [...]}; 202 only once the ledger has committed."""
+async def post_events(request: Request) -> ORJSONResponse:
+    """Accept one event or {"events": [...]}; 202 only once the ledger has committed.
+
+    Documented here; served by `ingest`, which `install_fast_path` routes first."""
+    return await ingest(request)
+
+
+async def ingest(request: Request) -> ORJSONResponse:
+    rt: Runtime = request.app.state.runtime
     s = rt.settings
     limit = s.max_payload_bytes * min(s.max_batch_events, 64) + 65536
     body = await request.body()
@@ -57,6 +65,12 @@ async def post_events(request: Request, rt: Runtime = Depends(runtime)) -> ORJSO
     if len(ack.ids) == 1:
         content["id"] = ack.ids[0]
     return ORJSONResponse(content, status_code=202)
+
+
+def install_fast_path(app: FastAPI) -> None:
+    """Serve POST /api/v1/events by a plain Starlette route placed first: FastAPI's
+    per-request dependency machinery cost more than the ingest itself (profiled)."""
+    app.router.routes.insert(0, Route("/api/v1/events", ingest, methods=["POST"]))
 
 
 def _bad_json(detail: str) -> ORJSONResponse:
