@@ -27,8 +27,9 @@ class Status:
     PROCESSED = "processed"  # done; never processed again
     RETRYING = "retrying"  # failed, waiting for its backoff to pass
     DEAD = "dead"  # attempts exhausted; in godel:queue:dead:<type>
+    PURGED = "purged"  # a dead letter an operator threw away; kept in the ledger as a record
 
-    ALL = (QUEUED, PROCESSING, PROCESSED, RETRYING, DEAD)
+    ALL = (QUEUED, PROCESSING, PROCESSED, RETRYING, DEAD, PURGED)
     OPEN = (QUEUED, PROCESSING, RETRYING)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from godel import ledger, metrics, queue
 from godel.config import Settings
 from godel.db import Database
+from godel.deadletters import DeadLetters
 from godel.errors import GodelError, RedisUnavailable
 from godel.link import SENTINEL_KEY, Link
 from godel.recovery import Recovery
@@ -30,6 +31,8 @@ class Maintenance:
         self.depths: dict[str, object] = {}
         self.undispatched = 0
         self._tasks: list[asyncio.Task[None]] = []
+        self.dead_letters = DeadLetters(db, link)
+        self._dead_synced_at = 0.0
 
     def start(self) -> None:
         s = self.settings
@@ -79,6 +82,11 @@ class Maintenance:
     async def reconcile(self) -> None:
         if not self.link.connected:
             return
+        if self.link.since > self._dead_synced_at:
+            # Connected again: the dead lists may have lost entries (Redis restarted empty)
+            # or kept ones replayed or purged during the outage.
+            self._dead_synced_at = time.time()
+            await self.dead_letters.sync()
         if not await self.link.call(lambda r: r.exists(SENTINEL_KEY)):
             await self.link.call(lambda r: r.set(SENTINEL_KEY, str(time.time())))
             found = await self.recovery.reconcile_all()

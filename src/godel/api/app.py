@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from godel import metrics
-from godel.api import admin, agents, errors, events, health
+from godel.api import admin, agents, dashboard, dead, errors, events, health, stream
 from godel.config import Settings
 from godel.runtime import Runtime
 
@@ -73,6 +73,7 @@ def create_app(
     app.state.admin_token = token or secrets.token_urlsafe(32)
     app.add_middleware(TimingMiddleware)
     errors.install(app)
-    for module in (events, agents, admin, health):
+    for module in (events, agents, admin, dead, health, stream, dashboard):
         app.include_router(module.router)
+    events.install_fast_path(app)
     return app

@@ -1,0 +1,77 @@
+"""The operator dashboard at `/`: server-rendered (Jinja2) from the same snapshot the stream
+sends, then kept live by static/dashboard.js over GET /api/v1/stream. No build step, no CDN:
+everything it uses ships in templates/ and static/."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from godel.api.stream import Snapshots, snapshots
+
+HERE = Path(__file__).parent
+STATIC_DIR = HERE / "static"
+TEMPLATES_DIR = HERE / "templates"
+
+router = APIRouter(tags=["dashboard"])
+router.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+templates = Jinja2Templates(directory=TEMPLATES_DIR)
+
+
+def fmt_time(ts: float | None) -> str:
+    if not ts:
+        return "—"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
+
+
+def fmt_ago(ts: float | None) -> str:
+    if not ts:
+        return "—"
+    seconds = max(0, int(time.time() - ts))
+    if seconds < 120:
+        return f"{seconds}s ago"
+    if seconds < 7200:
+        return f"{seconds // 60}m ago"
+    return f"{seconds // 3600}h ago"
+
+
+def fmt_bytes(n: float | None) -> str:
+    value = float(n or 0)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
+def fmt_num(n: float | None) -> str:
+    return "—" if n is None else f"{int(n):,}"
+
+
+templates.env.filters.update(ts=fmt_time, ago=fmt_ago, bytes=fmt_bytes, num=fmt_num)
+
+
+def view(snap: dict[str, Any]) -> dict[str, Any]:
+    """The numbers the page shows, derived once so template and JS agree on meaning."""
+    queues = snap.get("queues") or {}
+    dead_ledger = (snap.get("events") or {}).get("dead", 0)
+    memory = snap["redis_memory"]
+    return {
+        "down": snap["link"]["state"] != "connected",
+        "queues": queues,
+        "dead_total": sum((queues.get("dead") or {}).values()) if queues else dead_ledger,
+        "memory_pct": round(memory["ratio"] * 100, 1) if memory["ratio"] is not None else None,
+        "to_fallback": int(snap["stats"]["transitions"].get("fallback", 0)),
+    }
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+async def dashboard(request: Request, snaps: Snapshots = Depends(snapshots)) -> HTMLResponse:
+    snap = await snaps.get(max_age_s=1.0)
+    return templates.TemplateResponse(request, "dashboard.html", {"s": snap, "v": view(snap)})

@@ -1,0 +1,255 @@
+"""GET /api/v1/stream: the live feed behind the dashboard and `godel events tail`.
+
+A text/event-stream with three kinds of message:
+
+    event: link     the Link changed state: sent the moment it happens (and once on connect)
+                    {"state", "previous", "since", "reason", "last_error"}
+    event: status   every `interval` seconds: GET /health's JSON plus counters, Redis memory,
+                    agents and the latest processed events (see `build_snapshot`)
+    event: events   ledger rows newer than the cursor, polled every `interval`:
+                    {"events": [public fields as in GET /api/v1/events], "cursor": <seq>};
+                    the SSE id is the cursor, so an EventSource resumes via Last-Event-ID
+
+Comments (`: heartbeat`) keep idle proxies from closing the connection. One snapshot is
+shared by every subscriber, so ten open dashboards do not cost ten times the queries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import StreamingResponse
+from prometheus_client.metrics import MetricWrapperBase
+
+from godel import agents, ledger, metrics
+from godel.api.deps import runtime
+from godel.api.events import public
+from godel.errors import LedgerUnavailable
+from godel.events import Status
+from godel.link import Link, LinkState
+from godel.runtime import Runtime
+
+router = APIRouter(prefix="/api/v1", tags=["stream"])
+AGENTS_SHOWN = 25
+PROCESSED_SHOWN = 10
+EVENTS_PER_TICK = 1000
+HEARTBEAT_S = 10.0
+WAKE_S = 1.0  # longest sleep between checks for a gone client or a stopping server
+AGENT_FIELDS = ("id", "name", "status", "last_event_type", "last_seen_at", "events_applied")
+
+
+def link_info(link: Link) -> dict[str, Any]:
+    connected = link.state is LinkState.CONNECTED
+    return {
+        "state": link.state.value,
+        "since": link.since,
+        "reason": None if connected else link.reason,
+        "last_error": link.last_error,
+    }
+
+
+def read_metric(metric: MetricWrapperBase, label: str | None = None) -> Any:
+    """Current value(s) of a counter or gauge, read through the public collect() API."""
+    values: dict[str, float] = {}
+    for family in metric.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_created"):
+                continue
+            values[sample.labels.get(label, "") if label else ""] = sample.value
+    return values if label else values.get("", 0.0)
+
+
+def counters() -> dict[str, Any]:
+    return {
+        "transitions": read_metric(metrics.FALLBACK_TRANSITIONS, "to"),
+        "redis_errors": read_metric(metrics.REDIS_ERRORS, "reason"),
+        "accepted": read_metric(metrics.EVENTS_ACCEPTED, "mode"),
+        "processed": read_metric(metrics.EVENTS_PROCESSED, "outcome"),
+        "replayed_total": read_metric(metrics.REPLAYED),
+        "reconciled_total": read_metric(metrics.RECONCILED),
+        "replay_in_progress": bool(read_metric(metrics.REPLAY_IN_PROGRESS)),
+    }
+
+
+def redis_memory() -> dict[str, Any]:
+    """From the gauges the maintenance loop refreshes (INFO every redis_info_interval_s)."""
+    used, maxmemory = read_metric(metrics.REDIS_USED_MEMORY), read_metric(metrics.REDIS_MAXMEMORY)
+    return {
+        "used": int(used),
+        "max": int(maxmemory),
+        "ratio": round(used / maxmemory, 4) if maxmemory else None,
+        "policy_safe": bool(read_metric(metrics.REDIS_POLICY_SAFE)),
+        "aof_enabled": bool(read_metric(metrics.REDIS_AOF_ENABLED)),
+    }
+
+
+async def build_snapshot(rt: Runtime) -> dict[str, Any]:
+    """Everything the dashboard shows, in one dict (also its server-rendered first paint)."""
+    snap = await rt.health()
+    try:
+        agent_rows = await rt.db.read(agents.list_agents, None, AGENTS_SHOWN, None)
+        done = await rt.db.read(ledger.latest_events, PROCESSED_SHOWN, Status.PROCESSED)
+    except LedgerUnavailable:
+        agent_rows, done = [], []
+    snap["stats"] = counters()
+    snap["redis_memory"] = redis_memory()
+    snap["agents"] = [{k: a.get(k) for k in AGENT_FIELDS} for a in agent_rows]
+    snap["processed"] = [public(r, with_payload=False) for r in done]
+    return snap
+
+
+class Snapshots:
+    """The latest snapshot, shared by all streams of one Runtime and rebuilt when too old.
+    The link part is always read fresh: it must never lag behind a `link` event."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self._value: dict[str, Any] | None = None
+        self._built = 0.0
+        self._lock = asyncio.Lock()
+        rt.link.listeners.append(self._invalidate)
+
+    def _invalidate(self, old: LinkState, new: LinkState) -> None:
+        self._built = 0.0
+
+    async def get(self, max_age_s: float) -> dict[str, Any]:
+        async with self._lock:
+            if self._value is None or time.monotonic() - self._built > max_age_s:
+                self._value = await build_snapshot(self.rt)
+                self._built = time.monotonic()
+            value = self._value
+        link = link_info(self.rt.link)
+        return {
+            **value,
+            "link": {**value["link"], **link},
+            "state": link["state"],
+            "at": time.time(),
+        }
+
+
+def snapshots(request: Request, rt: Runtime = Depends(runtime)) -> Snapshots:
+    current: Snapshots | None = getattr(request.app.state, "snapshots", None)
+    if current is None or current.rt is not rt:
+        current = Snapshots(rt)
+        request.app.state.snapshots = current
+    return current
+
+
+def sse(event: str, data: Any, event_id: int | None = None) -> str:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\ndata: {orjson.dumps(data).decode()}\n\n"
+
+
+def server_exiting(request: Request) -> bool:
+    """uvicorn waits for open responses before the lifespan shutdown runs, and tells no
+    running response; `godel serve` sets `app.state.exiting` when shutdown begins."""
+    return bool(getattr(request.app.state, "exiting", False))
+
+
+async def max_seq(rt: Runtime) -> int:
+    newest = await rt.db.read(ledger.latest_events, 1)
+    return int(newest[0]["seq"]) if newest else 0
+
+
+class Subscription:
+    """A Link listener feeding one stream. The callback runs inside the Link's state change,
+    so it records the change as it was and must never raise (a full queue drops the oldest)."""
+
+    def __init__(self, link: Link) -> None:
+        self.link = link
+        self.changes: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=32)
+
+    def __enter__(self) -> Subscription:
+        self.link.listeners.append(self._on_change)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.link.listeners.remove(self._on_change)
+
+    def _on_change(self, old: LinkState, new: LinkState) -> None:
+        if self.changes.full():
+            self.changes.get_nowait()
+        self.changes.put_nowait({**link_info(self.link), "state": new.value, "previous": old.value})
+
+    async def next_change(self, timeout_s: float) -> dict[str, Any] | None:
+        try:
+            return await asyncio.wait_for(self.changes.get(), timeout_s)
+        except TimeoutError:
+            return None
+
+
+class Feed:
+    """One client's stream: the generator StreamingResponse sends."""
+
+    def __init__(
+        self, request: Request, rt: Runtime, snaps: Snapshots, interval_s: float, cursor: int
+    ) -> None:
+        self.request = request
+        self.rt = rt
+        self.snaps = snaps
+        self.interval_s = interval_s
+        self.cursor = cursor
+
+    async def stopped(self) -> bool:
+        return server_exiting(self.request) or await self.request.is_disconnected()
+
+    async def messages(self, with_events: bool) -> AsyncIterator[str]:
+        loop = asyncio.get_running_loop()
+        with Subscription(self.rt.link) as sub:
+            yield f"retry: 1000\n\n{sse('link', {**link_info(self.rt.link), 'previous': None})}"
+            next_tick = beat = loop.time()
+            while not await self.stopped():
+                wait_s = next_tick - loop.time()
+                if wait_s > 0:
+                    change = await sub.next_change(min(wait_s, WAKE_S))
+                    if change is not None:
+                        yield sse("link", change)
+                    continue
+                next_tick = loop.time() + self.interval_s
+                yield sse("status", await self.snaps.get(self.interval_s / 2))
+                if with_events:
+                    async for message in self.new_events():
+                        yield message
+                if loop.time() - beat >= HEARTBEAT_S:
+                    beat = loop.time()
+                    yield f": heartbeat {int(time.time())}\n\n"
+
+    async def new_events(self) -> AsyncIterator[str]:
+        query = ledger.EventQuery(after=self.cursor, limit=EVENTS_PER_TICK)
+        try:
+            rows = await self.rt.db.read(ledger.list_events, query)
+        except LedgerUnavailable:
+            return  # the status message says the database is unavailable
+        if rows:
+            self.cursor = int(rows[-1]["seq"])
+            body = {"events": [public(r, with_payload=False) for r in rows], "cursor": self.cursor}
+            yield sse("events", body, event_id=self.cursor)
+
+
+@router.get("/stream", response_class=StreamingResponse)
+async def stream(
+    request: Request,
+    rt: Runtime = Depends(runtime),
+    snaps: Snapshots = Depends(snapshots),
+    interval: Annotated[float, Query(ge=0.2, le=60.0, description="Seconds between status")] = 1.0,
+    cursor: Annotated[
+        int | None, Query(ge=0, description="Ledger seq to send events after")
+    ] = None,
+    events: Annotated[bool, Query(description="Send new ledger rows")] = True,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    """Server-sent events: `link` on every Link change, `status` and `events` each interval."""
+    if cursor is None and last_event_id and last_event_id.isdigit():
+        cursor = int(last_event_id)  # an EventSource reconnecting: resume where it was
+    if cursor is None:
+        cursor = await max_seq(rt)
+    feed = Feed(request, rt, snaps, interval, cursor)
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(
+        feed.messages(with_events=events), media_type="text/event-stream", headers=headers
+    )
