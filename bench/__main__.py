@@ -15,7 +15,7 @@ from bench import http_load, peers, report
 from bench.context import FULL, QUICK, Context
 from bench.redis_server import RedisServer
 from bench.rows_cache import bench_cache
-from bench.rows_ingest import bench_batch, bench_http, bench_ingest
+from bench.rows_ingest import bench_batch, bench_http, bench_ingest, bench_ingest_concurrent
 from bench.rows_outage import bench_fallback, bench_replay
 from bench.rows_process import bench_process
 from bench.stats import Result, Status
@@ -23,7 +23,7 @@ from bench.stats import Result, Status
 Bench = Callable[[Context], list[Result]]
 # Name (for --only) -> the benchmarks that produce its rows, in table order.
 BENCHMARKS: dict[str, list[Bench]] = {
-    "ingest": [bench_ingest],
+    "ingest": [bench_ingest, bench_ingest_concurrent],  # rows 1 and 1b
     "batch": [bench_batch],
     "http": [bench_http],
     "process": [bench_process],

@@ -14,6 +14,8 @@ from bench.redis_server import RedisServer
 class Sizes:
     reps: int
     ingest_n: int  # row 1: events per repetition, one per call
+    ingest_concurrent_n: int  # row 1b: events per repetition, one per call, over all callers
+    callers: int  # row 1b: concurrent callers (asyncio tasks; threads for RQ)
     batch_n: int  # row 2: events per repetition, 100 per call
     batch_size: int
     http_one_requests: int  # row 3a
@@ -32,6 +34,8 @@ class Sizes:
 QUICK = Sizes(
     reps=3,
     ingest_n=600,
+    ingest_concurrent_n=1000,
+    callers=32,
     batch_n=10_000,
     batch_size=100,
     http_one_requests=600,
@@ -49,6 +53,8 @@ QUICK = Sizes(
 FULL = Sizes(
     reps=3,
     ingest_n=5000,
+    ingest_concurrent_n=10_000,
+    callers=32,
     batch_n=100_000,
     batch_size=100,
     http_one_requests=4000,

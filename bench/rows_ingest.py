@@ -1,9 +1,12 @@
-"""Rows 1-3: ingest one event per call, in batches, and over HTTP."""
+"""Rows 1-3: ingest one event per call (one caller, then many concurrent callers), in batches,
+and over HTTP."""
 
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from bench import http_load
@@ -23,6 +26,9 @@ from bench.common import (
 from bench.context import Context
 from bench.godel_side import EVENT_TYPE, GodelServe, fresh_ledger, require_producer, settings
 from bench.stats import Result, Stat
+
+# One timed publishing run against a started Producer's settings: (cfg) -> seconds.
+Publish = Callable[[Any], Coroutine[Any, Any, float]]
 
 
 async def _publish_one(cfg: Any, n: int) -> float:
@@ -49,23 +55,52 @@ async def _publish_batches(cfg: Any, n: int, size: int) -> float:
         return time.perf_counter() - t0
 
 
-def _godel_ingest_rep(ctx: Context, n: int, batch: int | None) -> float:
-    """One repetition on a fresh ledger; checks every event is in the ledger and in Redis."""
+def _commits() -> float:
+    """Ledger commits so far in this process, from Godel's own histogram (0 if it has none)."""
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("godel_ledger_commit_rows_count") or 0.0
+
+
+async def _publish_concurrent(cfg: Any, n: int, callers: int, commits: list[float]) -> float:
+    """`callers` tasks share one Producer, each awaiting publish() in a loop: n events in all.
+    Appends the number of ledger commits the timed part took to `commits`."""
+    _, producer_cls = require_producer()
+    async with producer_cls(cfg) as p:
+        # Warm as the peers do: one round of concurrent calls before the clock.
+        await asyncio.gather(*(p.publish(EVENT_TYPE, {"n": -1 - k}) for k in range(callers)))
+
+        async def caller(k: int) -> None:
+            for i in range(k, n, callers):
+                await p.publish(EVENT_TYPE, {"n": i})
+
+        before = _commits()
+        t0 = time.perf_counter()
+        await asyncio.gather(*(caller(k) for k in range(callers)))
+        elapsed = time.perf_counter() - t0
+        commits.append(_commits() - before)
+        return elapsed
+
+
+def _godel_ingest_rep(ctx: Context, n: int, publish: Publish, warm: int = 1) -> float:
+    """One repetition on a fresh ledger; checks every event (the timed n and the `warm` warm-up
+    calls) is in the ledger, dispatched, and its id in Redis."""
     ctx.redis.flush()
     with fresh_ledger() as ledger:
-        cfg = settings(ctx.redis.url, ledger)
-        if batch is None:
-            elapsed = asyncio.run(_publish_one(cfg, n))
-        else:
-            elapsed = asyncio.run(_publish_batches(cfg, n, batch))
-        check_ledger(ledger, total=n + 1, undispatched=0)
-        check_pending(ctx, n + 1)
+        elapsed = asyncio.run(publish(settings(ctx.redis.url, ledger)))
+        check_ledger(ledger, total=n + warm, undispatched=0)
+        check_pending(ctx, n + warm)
     return n / elapsed
 
 
 def bench_ingest(ctx: Context) -> list[Result]:
     s = ctx.sizes
     res = Result("ingest", "1 ingest, one event per call (Python client)", "≥ 3x arq")
+    res.note += (
+        "One sequential caller: each call waits for its own durable ledger commit (one commit "
+        "per event), where the peers' calls only write to Redis; concurrent callers share "
+        "commits (row 1b). "
+    )
     ctx.log("ingest: peers")
     arq = arq_enqueue(ctx)
     if isinstance(arq, Stat):
@@ -76,7 +111,49 @@ def bench_ingest(ctx: Context) -> list[Result]:
     peer_stat(ctx, res, "bare sync", "bare", "one", s.ingest_n, ["--client", "sync"])
     peer_stat(ctx, res, "bare async", "bare", "one", s.ingest_n, ["--client", "async"])
     ctx.log("ingest: godel")
-    godel_reps(ctx, res, lambda: _godel_ingest_rep(ctx, s.ingest_n, None))
+    godel_reps(
+        ctx,
+        res,
+        lambda: _godel_ingest_rep(ctx, s.ingest_n, lambda cfg: _publish_one(cfg, s.ingest_n)),
+    )
+    for peer in list(res.peers):
+        ratio(res, peer)
+    judge(res, res.ratios.get("arq", 0.0) >= 3.0)
+    return [res]
+
+
+def bench_ingest_concurrent(ctx: Context) -> list[Result]:
+    s = ctx.sizes
+    n, c = s.ingest_concurrent_n, s.callers
+    res = Result(
+        "ingest",
+        f"1b ingest, one event per call, {c} concurrent callers (Python client)",
+        "≥ 3x arq",
+    )
+    res.details["callers"] = c
+    res.note += (
+        f"{c} callers, each awaiting one call at a time, {n} events in all after one warm-up "
+        f"round: Godel and arq as {c} asyncio tasks on one Producer / one pool, RQ as {c} "
+        f"threads on one Queue (no asyncio API), bare as {c} asyncio tasks on one client. "
+    )
+    ctx.log(f"ingest, {c} concurrent callers: peers")
+    extra = ["--callers", str(c)]
+    peer_stat(ctx, res, "arq", "arq", "enqueue-concurrent", n, extra)
+    peer_stat(ctx, res, "rq", "rq", "enqueue-concurrent", n, extra)
+    peer_stat(ctx, res, "bare async", "bare", "one-concurrent", n, ["--client", "async", *extra])
+    ctx.log(f"ingest, {c} concurrent callers: godel")
+    commits: list[float] = []
+    godel_reps(
+        ctx,
+        res,
+        lambda: _godel_ingest_rep(
+            ctx, n, lambda cfg: _publish_concurrent(cfg, n, c, commits), warm=c
+        ),
+    )
+    if commits and all(commits):
+        res.details["ledger_commits"] = commits
+        per = statistics.median(n / k for k in commits)
+        res.note += f"Godel: {per:.1f} events per ledger commit (median over reps). "
     for peer in list(res.peers):
         ratio(res, peer)
     judge(res, res.ratios.get("arq", 0.0) >= 3.0)
@@ -103,7 +180,13 @@ def bench_batch(ctx: Context) -> list[Result]:
             ["--client", client, *extra],
         )
     ctx.log("batch: godel")
-    godel_reps(ctx, res, lambda: _godel_ingest_rep(ctx, s.batch_n, s.batch_size))
+    godel_reps(
+        ctx,
+        res,
+        lambda: _godel_ingest_rep(
+            ctx, s.batch_n, lambda cfg: _publish_batches(cfg, s.batch_n, s.batch_size)
+        ),
+    )
     for peer in list(res.peers):
         ratio(res, peer)
     best = max(res.ratios.values(), default=0.0)

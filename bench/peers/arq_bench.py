@@ -1,7 +1,8 @@
 """arq peer (runs in bench/.venvs/arq, because arq pins redis<6).
 
-Modes: `enqueue` = timed loop of enqueue_job, one job per call; `fill` = enqueue N jobs untimed
-(setup for a drain); `work` = one Worker in burst mode drains the queue, then exits.
+Modes: `enqueue` = timed loop of enqueue_job, one job per call; `enqueue-concurrent` = --callers
+asyncio tasks on one pool, each awaiting enqueue_job in a loop, N jobs in all; `fill` = enqueue N
+jobs untimed (setup for a drain); `work` = one Worker in burst mode drains the queue, then exits.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 import arq
 from arq import create_pool
 from arq.connections import RedisSettings
+from arq.constants import default_queue_name
 from arq.worker import Worker
 from peer_common import emit, parser, rep
 from peer_tasks import noop
@@ -26,6 +28,26 @@ async def _enqueue(url: str, n: int) -> float:
         await pool.enqueue_job("noop", {"n": i})
     elapsed = time.perf_counter() - t0
     await pool.aclose()
+    return elapsed
+
+
+async def _enqueue_concurrent(url: str, n: int, callers: int) -> float:
+    pool = await create_pool(RedisSettings.from_dsn(url))
+    queued = await pool.zcard(default_queue_name)
+    # Warm: one round of concurrent calls, so the pool holds its connections before the clock.
+    await asyncio.gather(*(pool.enqueue_job("noop", {"n": -1 - k}) for k in range(callers)))
+
+    async def caller(k: int) -> None:
+        for i in range(k, n, callers):
+            await pool.enqueue_job("noop", {"n": i})
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(caller(k) for k in range(callers)))
+    elapsed = time.perf_counter() - t0
+    added = await pool.zcard(default_queue_name) - queued
+    await pool.aclose()
+    if added != n + callers:
+        raise SystemExit(f"arq: {added} jobs queued, expected {n + callers}")
     return elapsed
 
 
@@ -61,7 +83,8 @@ def _work(url: str, poll_delay: float | None, max_jobs: int | None) -> tuple[flo
 
 
 def main() -> None:
-    p = parser("arq peer", ["enqueue", "fill", "work"])
+    p = parser("arq peer", ["enqueue", "enqueue-concurrent", "fill", "work"])
+    p.add_argument("--callers", type=int, default=32, help="tasks in enqueue-concurrent")
     p.add_argument("--poll-delay", type=float, default=None)
     p.add_argument("--max-jobs", type=int, default=None)
     a = p.parse_args()
@@ -69,6 +92,9 @@ def main() -> None:
     for _ in range(a.reps):
         if a.mode == "enqueue":
             reps.append(rep(a.n, asyncio.run(_enqueue(a.redis_url, a.n))))
+        elif a.mode == "enqueue-concurrent":
+            elapsed = asyncio.run(_enqueue_concurrent(a.redis_url, a.n, a.callers))
+            reps.append(rep(a.n, elapsed, callers=a.callers))
         elif a.mode == "fill":
             reps.append(rep(a.n, asyncio.run(_fill(a.redis_url, a.n))))
         else:

@@ -1,11 +1,14 @@
 """RQ peer (runs in bench/.venvs/rq).
 
-Modes: `enqueue` = timed loop of Queue.enqueue, one job per call; `fill` = enqueue N jobs untimed;
-`work` = one SimpleWorker (no fork per job: RQ's fastest worker) drains the queue in burst mode.
+Modes: `enqueue` = timed loop of Queue.enqueue, one job per call; `enqueue-concurrent` = --callers
+threads (RQ has no asyncio API) sharing one Queue and connection pool, each calling Queue.enqueue
+in a loop, N jobs in all; `fill` = enqueue N jobs untimed; `work` = one SimpleWorker (no fork per
+job: RQ's fastest worker) drains the queue in burst mode.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -25,6 +28,43 @@ def _enqueue(url: str, n: int) -> float:
     for i in range(n):
         q.enqueue(FUNC, {"n": i})
     return time.perf_counter() - t0
+
+
+def _enqueue_concurrent(url: str, n: int, callers: int) -> float:
+    q = Queue(QUEUE, connection=Redis.from_url(url))
+    queued = q.count
+    start = threading.Barrier(callers + 1)
+    errors: list[BaseException] = []
+
+    def caller(k: int) -> None:
+        try:
+            # Warm: a first call in every thread, so the pool has connections before the clock.
+            q.enqueue(FUNC, {"n": -1 - k})
+        except BaseException as exc:
+            errors.append(exc)
+        start.wait()
+        if errors:
+            return
+        try:
+            for i in range(k, n, callers):
+                q.enqueue(FUNC, {"n": i})
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=caller, args=(k,)) for k in range(callers)]
+    for t in threads:
+        t.start()
+    start.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    if errors:
+        raise SystemExit(f"rq: {len(errors)} callers failed, first: {errors[0]!r}")
+    added = q.count - queued
+    if added != n + callers:
+        raise SystemExit(f"rq: {added} jobs queued, expected {n + callers}")
+    return elapsed
 
 
 def _fill(url: str, n: int) -> float:
@@ -50,11 +90,16 @@ def _work(url: str) -> tuple[float, int]:
 
 
 def main() -> None:
-    a = parser("RQ peer", ["enqueue", "fill", "work"]).parse_args()
+    p = parser("RQ peer", ["enqueue", "enqueue-concurrent", "fill", "work"])
+    p.add_argument("--callers", type=int, default=32, help="threads in enqueue-concurrent")
+    a = p.parse_args()
     reps: list[dict[str, Any]] = []
     for _ in range(a.reps):
         if a.mode == "enqueue":
             reps.append(rep(a.n, _enqueue(a.redis_url, a.n)))
+        elif a.mode == "enqueue-concurrent":
+            elapsed = _enqueue_concurrent(a.redis_url, a.n, a.callers)
+            reps.append(rep(a.n, elapsed, callers=a.callers))
         elif a.mode == "fill":
             reps.append(rep(a.n, _fill(a.redis_url, a.n)))
         else:

@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # The first words of each row's name, as printed in the table and stored in the JSON.
 ROWS = (
     "1 ingest",
+    "1b ingest",
     "2 ingest",
     "3a HTTP ingest",
     "3b HTTP ingest",
