@@ -18,6 +18,7 @@ from godel.link import SENTINEL_KEY, Link
 from godel.recovery import Recovery
 
 log = logging.getLogger("godel.maintenance")
+DEAD_SYNC_PERIOD_S = 30.0
 
 
 class Maintenance:
@@ -82,9 +83,12 @@ class Maintenance:
     async def reconcile(self) -> None:
         if not self.link.connected:
             return
-        if self.link.since > self._dead_synced_at:
-            # Connected again: the dead lists may have lost entries (Redis restarted empty)
-            # or kept ones replayed or purged during the outage.
+        if self.link.since > self._dead_synced_at or (
+            time.time() - self._dead_synced_at > DEAD_SYNC_PERIOD_S
+        ):
+            # Connected again, the dead lists may have lost entries (Redis restarted empty)
+            # or kept ones replayed or purged during the outage; the sync leaves the newest
+            # rows alone, so it also runs now and then to catch those.
             self._dead_synced_at = time.time()
             await self.dead_letters.sync()
         if not await self.link.call(lambda r: r.exists(SENTINEL_KEY)):
