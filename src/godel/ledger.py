@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from godel.db import events, row_dict
+from godel.db import UNFINISHED, events, row_dict
 from godel.events import Event, Status
 
 OPEN_STATUSES = (Status.QUEUED, Status.RETRYING)
@@ -154,7 +154,7 @@ def claim_from_ledger(
         and_(events.c.status.in_(OPEN_STATUSES), events.c.available_at <= now),
         and_(events.c.status == Status.PROCESSING, events.c.claimed_until < now),
     )
-    inner = select(events.c.seq).where(due).order_by(events.c.seq).limit(limit)
+    inner = select(events.c.seq).where(UNFINISHED, due).order_by(events.c.seq).limit(limit)
     inner = inner.with_for_update(skip_locked=True)
     stmt = (
         update(events)
@@ -276,6 +276,7 @@ def claim_stale(conn: Connection, limit: int, now: float, cutoff: float) -> list
     """Reconcile candidates: pushed, still unprocessed, untouched since `cutoff`. Touching
     them is the claim, so two instances do not check the same events at once."""
     stale = and_(
+        UNFINISHED,
         events.c.dispatched.is_(True),
         events.c.updated_at < cutoff,
         _claimable(now),

@@ -3,6 +3,7 @@ finds events Redis lost (restart without data, failover that dropped writes, del
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -40,23 +41,34 @@ class Recovery:
 
         A batch is claimed (marked dispatched) in SQL first and pushed second; if the push
         fails the batch is marked undispatched again, so nothing is pushed twice on purpose
-        and nothing is left behind (a crash in between is the reconciler's job)."""
+        and nothing is left behind (a crash in between is the reconciler's job). The next
+        batch is claimed while the current one is pushed; pushes stay in order."""
         total = 0
         metrics.REPLAY_IN_PROGRESS.set(1)
         try:
-            while True:
-                now = time.time()
-                batch = await self.db.write(
-                    ledger.claim_undispatched, self.settings.replay_batch_size, now
-                )
-                if not batch:
-                    return total
-                await self._push(batch, now, undo_on_failure=True)
+            batch = await self._claim_batch()
+            while batch:
+                pushing = asyncio.ensure_future(self._push(batch, time.time(), True))
+                try:
+                    following = await self._claim_batch()
+                finally:
+                    await asyncio.wait([pushing])
+                if pushing.exception() is not None:
+                    if following:
+                        await self.db.write(ledger.mark_undispatched, [d.id for d in following])
+                    raise pushing.exception()  # type: ignore[misc]
                 total += len(batch)
                 self.replayed_total += len(batch)
                 metrics.REPLAYED.inc(len(batch))
+                batch = following
+            return total
         finally:
             metrics.REPLAY_IN_PROGRESS.set(0)
+
+    async def _claim_batch(self) -> list[ledger.Dispatch]:
+        return await self.db.write(
+            ledger.claim_undispatched, self.settings.replay_batch_size, time.time()
+        )
 
     async def _push(
         self, batch: Sequence[ledger.Dispatch], now: float, undo_on_failure: bool

@@ -66,6 +66,10 @@ class Runtime:
         self._worker_tasks.append(task)
         return task
 
+    def request_stop(self) -> None:
+        """Workers stop claiming and finish the batch in hand (SIGTERM)."""
+        self._stop.set()
+
     async def stop(self, grace_s: float = 10.0) -> None:
         """Stop claiming, let batches in hand finish for `grace_s`, then cancel."""
         self._stop.set()

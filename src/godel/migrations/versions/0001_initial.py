@@ -15,7 +15,7 @@ branch_labels = None
 depends_on = None
 
 SEQ = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-OPEN = "status IN ('queued', 'processing', 'retrying')"
+OPEN = "status != 'processed'"
 
 
 def upgrade() -> None:
