@@ -35,6 +35,7 @@ from k8s_objects import (
 K8S_VERSION = kubernetes_validate.latest_version()
 CRD_KINDS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PodMonitor"),
     ("monitoring.coreos.com/v1", "PrometheusRule"),
 }
 CLUSTER_SCOPED = {"Namespace"}
@@ -456,6 +457,19 @@ def test_service_monitor_scrapes_the_api_metrics() -> None:
     assert endpoint["path"] == "/metrics"
     assert endpoint["port"] in {p["name"] for p in svc["spec"]["ports"]}
     assert _is_duration(endpoint["interval"]) and _is_duration(endpoint["scrapeTimeout"])
+
+
+def test_pod_monitor_scrapes_the_worker_metrics() -> None:
+    pm = get("PodMonitor", "godel-worker")
+    deploy = get("Deployment", "godel-worker")
+    template = deploy["spec"]["template"]
+    assert labels_match(pm["spec"]["selector"]["matchLabels"], template["metadata"]["labels"])
+    (endpoint,) = pm["spec"]["podMetricsEndpoints"]
+    (container,) = template["spec"]["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert endpoint["path"] == "/metrics" and endpoint["port"] in ports
+    assert env["GODEL_WORKER_METRICS_PORT"] == str(ports[endpoint["port"]])
 
 
 def test_prometheus_rule_structure() -> None:
