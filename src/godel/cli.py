@@ -34,7 +34,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(events_app, name="events")
 app.add_typer(dead_app, name="dead")
 app.add_typer(cache_app, name="cache")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # a path or a token must stay one line
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
