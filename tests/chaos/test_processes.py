@@ -142,6 +142,9 @@ async def test_two_instances_share_postgres_through_an_outage(
     acked = set().union(*(ids for ids, _ in (*before, *during, *after)))
     await asyncio.to_thread(wait_processed, pg_url, len(acked), 90)
     assert_exactly_once(pg_url, acked)
-    fallback_acked = len(during[0][0]) + len(during[1][0])
+    # Each event is replayed at most once across both instances. (Which events needed a
+    # replay depends on timing: pushes in flight at the kill, posts before the probe saw
+    # Redis back, events the fallback workers already finished. test_replay.py pins the
+    # exact count in-process.)
     replayed = await metric_sum([a, b], "godel_replayed_events_total")
-    assert replayed <= fallback_acked
+    assert replayed <= len(acked)
