@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from godel.embedded import EmbeddedRedis, free_port
+from godel.embedded import EmbeddedRedis, free_port, stop_process
 from godel.errors import GodelError
 
 
@@ -108,12 +108,7 @@ class Stack:
                 self.redis.start()
 
     def stop(self) -> None:
-        if self.serve is not None and self.serve.poll() is None:
-            self.serve.terminate()
-            try:
-                self.serve.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.serve.kill()
-                self.serve.wait()
+        if self.serve is not None:
+            stop_process(self.serve, timeout_s=15)
         if self.redis is not None:
             self.redis.stop()
