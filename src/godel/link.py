@@ -29,6 +29,7 @@ import asyncio
 import enum
 import logging
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -95,13 +96,13 @@ def classify(exc: BaseException) -> str | None:
     if isinstance(exc, rex.ConnectionError | ConnectionError | OSError):
         return "auth" if "auth" in str(exc).lower() else "connection"
     if isinstance(exc, rex.ResponseError):
-        # redis-py strips the error code it maps to a class; the rest keep it in the text.
+        # redis-py strips the error code it maps to a class, wraps pipeline errors
+        # ("Command # 1 (LPUSH ...) of pipeline caused error: ('MISCONF ...')") and script
+        # errors ("... -OOM command not allowed"): look for the code as a word anywhere.
         code = str(getattr(exc, "status_code", "") or "").upper()
-        message = f"{code} {exc}".strip().upper()
+        text = f"{code} {exc}".upper()
         for prefix, reason in _MESSAGE_REASONS:
-            if code == prefix or message.startswith(prefix) or f" {prefix} " in message[:60]:
-                return reason
-            if f"-{prefix} " in message:  # an error raised inside a Lua script
+            if code == prefix or re.search(rf"(?<![A-Z_]){prefix}(?![A-Z_])", text):
                 return reason
     return None
 

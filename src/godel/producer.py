@@ -133,6 +133,8 @@ class Ingest:
             return
         except RedisUnavailable:
             pass
+        except Exception:  # not an outage we know; the events still must not be stranded
+            log.exception("pushing %d events failed; leaving them to the replay", len(ids))
         try:
             await self.db.write(ledger.mark_undispatched, ids)
         except LedgerUnavailable as err:

@@ -61,7 +61,14 @@ class Worker:
         log.info("worker %s started", self.name)
         try:
             while not stop.is_set():
-                handled = await self.run_once(block=not burst)
+                try:
+                    handled = await self.run_once(block=not burst)
+                except Exception:
+                    # A worker must never die quietly; whatever this was, the claims it
+                    # holds come back through the reaper or the ledger claim's expiry.
+                    log.exception("worker %s: unexpected error; continuing", self.name)
+                    await self._idle(stop)
+                    continue
                 if handled:
                     self._idle_s = 0.05
                     continue

@@ -22,6 +22,17 @@ from godel.link import classify
         (rex.NoPermissionError("this user has no permissions"), "auth"),
         (rex.ResponseError("UNBLOCKED force unblock from blocking operation"), "unblocked"),
         (rex.ResponseError("Error running script: -OOM command not allowed"), "oom"),
+        (
+            rex.ResponseError(
+                "Command # 1 (LREM godel:queue:processing:w 1 a) of pipeline caused error: "
+                '("MISCONF Redis is configured to save RDB snapshots")'
+            ),
+            "misconf",
+        ),
+        (
+            rex.ResponseError("Command # 2 (LPUSH k x) of pipeline caused error: ('READONLY x')"),
+            "readonly",
+        ),
     ],
 )
 def test_outages_are_classified(exc: BaseException, reason: str) -> None:
@@ -30,7 +41,12 @@ def test_outages_are_classified(exc: BaseException, reason: str) -> None:
 
 @pytest.mark.parametrize(
     "exc",
-    [rex.ResponseError("WRONGTYPE Operation against a key"), rex.DataError("bad"), ValueError()],
+    [
+        rex.ResponseError("WRONGTYPE Operation against a key"),
+        rex.ResponseError("BUSYKEY Target key name already exists."),
+        rex.DataError("bad"),
+        ValueError(),
+    ],
 )
 def test_bugs_are_not_outages(exc: BaseException) -> None:
     assert classify(exc) is None
