@@ -31,6 +31,7 @@ from k8s_objects import (
     manifest_files,
     pod_spec,
 )
+from tests.contracts import ALERT_NAMES
 
 K8S_VERSION = kubernetes_validate.latest_version()
 CRD_KINDS = {
@@ -39,14 +40,7 @@ CRD_KINDS = {
     ("monitoring.coreos.com/v1", "PrometheusRule"),
 }
 CLUSTER_SCOPED = {"Namespace"}
-EXPECTED_ALERTS = {
-    "DashRedisConnectionFailed",
-    "GodelRedisMemoryHigh",
-    "GodelPendingQueueGrowing",
-    "GodelDeadLetters",
-    "GodelUndispatchedBacklogGrowing",
-    "GodelReplayStalled",
-}
+EXPECTED_ALERTS = ALERT_NAMES
 ALERTS_FILE = ROOT / "monitoring" / "alerts.yml"
 
 _DOCS = [

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.contracts import ALERT_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
 MONITORING = ROOT / "monitoring"
@@ -59,16 +60,7 @@ KNOWN_METRICS = frozenset(
 HISTOGRAMS = frozenset({"godel_event_processing_seconds", "godel_http_request_duration_seconds"})
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
-REQUIRED_ALERTS = frozenset(
-    {
-        "DashRedisConnectionFailed",
-        "GodelRedisMemoryHigh",
-        "GodelPendingQueueGrowing",
-        "GodelDeadLetters",
-        "GodelUndispatchedBacklogGrowing",
-        "GodelReplayStalled",
-    }
-)
+REQUIRED_ALERTS = ALERT_NAMES
 # What the dashboard must show; each name must appear in at least one panel query.
 DASHBOARD_MUST_SHOW = frozenset(
     {
