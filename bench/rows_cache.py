@@ -41,7 +41,7 @@ def _agent(i: int) -> bytes:
 
 def _fill(max_entries: int, max_bytes: int, count: int) -> dict[str, float]:
     try:
-        from godel.cache import MemoryLRU
+        from godel.fastlane.cache import MemoryLRU
     except Exception as exc:
         raise GodelUnavailable(f"godel.cache.MemoryLRU not importable: {exc}") from exc
     gc.collect()

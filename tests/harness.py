@@ -14,10 +14,13 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from godel.api import create_app
+from godel.api.deps import api_state
 from godel.config import Settings
-from godel.db import Database, agents, events
-from godel.migrate import upgrade
+from godel.handlers import Registry
 from godel.runtime import Runtime
+from godel.store.database import Database
+from godel.store.migrate import upgrade
+from godel.store.schema import agents, events
 
 TOKEN = "test-admin-token"
 
@@ -65,14 +68,16 @@ def migrate(url: str) -> None:
 
 
 @asynccontextmanager
-async def running(settings: Settings, workers: int = 1) -> AsyncIterator[Harness]:
+async def running(
+    settings: Settings, workers: int = 1, registry: Registry | None = None
+) -> AsyncIterator[Harness]:
     """The FastAPI app with its lifespan, and an httpx client talking to it in-process."""
     await asyncio.to_thread(migrate, settings.effective_database_url)  # `godel db upgrade`
-    app = create_app(settings, workers=workers)
+    app = create_app(settings, workers=workers, registry=registry)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://godel") as client:
-            yield Harness(app, client, app.state.runtime)
+            yield Harness(app, client, api_state(app).rt)
 
 
 async def wait_until(

@@ -1,4 +1,19 @@
-"""Godel's exception tree. Third-party errors are translated at one boundary each."""
+"""Godel's exception tree. Third-party errors are translated at one boundary each:
+`fastlane.errors` for redis-py, `store.database` for the database drivers.
+
+    GodelError
+    ├── ConfigError            the configuration cannot be used
+    ├── InvalidEvent           a client sent something we refuse (carries its HTTP status)
+    ├── NotFound
+    ├── LedgerUnavailable      the SQL ledger could not commit or answer
+    └── RedisUnavailable       Redis cannot take writes now (`reason` is a metric label)
+        ├── FastLaneClosed     the Link is not connected: nothing was sent
+        ├── RedisConnectionLost   refused, reset, closed, DNS
+        ├── RedisTimeout          no answer in time (hung, stopped or partitioned server)
+        ├── RedisRefusingWrites   LOADING, OOM, MISCONF, READONLY, MASTERDOWN, CLUSTERDOWN,
+        │                         UNBLOCKED, BUSY: the server is there but cannot take writes
+        └── RedisAuthFailed       NOAUTH, WRONGPASS, NOPERM: fix the credentials, not the server
+"""
 
 from __future__ import annotations
 
@@ -19,6 +34,10 @@ class InvalidEvent(GodelError):
         self.status = status
 
 
+class NotFound(GodelError):
+    """The requested object does not exist."""
+
+
 class LedgerUnavailable(GodelError):
     """The SQL ledger could not commit: nothing was acknowledged."""
 
@@ -32,5 +51,21 @@ class RedisUnavailable(GodelError):
         self.detail = detail
 
 
-class NotFound(GodelError):
-    """The requested object does not exist."""
+class FastLaneClosed(RedisUnavailable):
+    """The Link is in fallback or recovering: the call was not attempted."""
+
+
+class RedisConnectionLost(RedisUnavailable):
+    """The connection was refused, reset or closed."""
+
+
+class RedisTimeout(RedisUnavailable):
+    """Redis did not answer within the socket timeout."""
+
+
+class RedisRefusingWrites(RedisUnavailable):
+    """Redis answers but cannot take writes (loading, out of memory, replica, ...)."""
+
+
+class RedisAuthFailed(RedisUnavailable):
+    """Redis refused our credentials or their permissions."""

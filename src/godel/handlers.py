@@ -1,4 +1,4 @@
-"""Handler registry, plugin loading and the built-in handlers.
+"""Handlers: the `@handler` decorator, plugin loading, and the Registry each Runtime owns.
 
 Two kinds of handler:
 - plain (`@handler("billing.*")`): an async function given the Event, run outside any
@@ -6,23 +6,30 @@ Two kinds of handler:
 - transactional (`@handler("agent.*", transactional=True)`): a sync function given the
   SQLAlchemy Connection and the Event, run inside the transaction that marks the event
   processed: its database effect happens exactly once.
+
+`@handler` only marks the function; nothing is registered at import. A Runtime builds its own
+Registry from the built-ins and the modules named in GODEL_HANDLERS (each scanned for marked
+functions), so two Runtimes in one process never see each other's handlers.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import importlib
-from collections.abc import Awaitable, Callable
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
-from sqlalchemy import Connection
-
 from godel.errors import ConfigError
-from godel.events import Event
+from godel.event import Event
 
 AsyncHandler = Callable[[Event], Awaitable[None]]
-TxHandler = Callable[[Connection, Event], None]
+TxHandler = Callable[[Any, Event], None]  # (sqlalchemy Connection, Event)
+Matched = tuple[list[AsyncHandler], list[TxHandler]]
+_MARK = "__godel_handlers__"
+MATCH_CACHE_TYPES = 4096  # event types whose handler lists are remembered (LRU)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,58 +39,81 @@ class Registered:
     transactional: bool
 
 
+def handler(
+    pattern: str, *, transactional: bool = False
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark a function as the handler of event types matching `pattern` (fnmatch)."""
+
+    def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
+        marks: list[tuple[str, bool]] = list(getattr(fn, _MARK, ()))
+        marks.append((pattern, transactional))
+        setattr(fn, _MARK, tuple(marks))
+        return fn
+
+    return mark
+
+
 class Registry:
     """Handlers by event-type pattern (fnmatch: `agent.*`, `*`)."""
 
-    def __init__(self) -> None:
-        self._handlers: list[Registered] = []
-        self._cache: dict[str, tuple[list[AsyncHandler], list[TxHandler]]] = {}
+    def __init__(self, handlers: Iterable[Registered] = ()) -> None:
+        self._handlers: list[Registered] = list(handlers)
+        # Bounded: clients choose event types, and a cache of every type ever seen would grow
+        # without limit.
+        self._cache: OrderedDict[str, Matched] = OrderedDict()
 
     def add(self, pattern: str, fn: Callable[..., Any], transactional: bool = False) -> None:
-        self._handlers.append(Registered(pattern, fn, transactional))
-        self._cache.clear()
+        entry = Registered(pattern, fn, transactional)
+        if entry not in self._handlers:
+            self._handlers.append(entry)
+            self._cache.clear()
 
-    def match(self, event_type: str) -> tuple[list[AsyncHandler], list[TxHandler]]:
+    def add_module(self, module: ModuleType) -> int:
+        """Register every function of `module` marked with `@handler`; returns how many."""
+        found = 0
+        for value in list(vars(module).values()):
+            for pattern, transactional in getattr(value, _MARK, ()):
+                self.add(pattern, value, transactional)
+                found += 1
+        return found
+
+    def match(self, event_type: str) -> Matched:
         found = self._cache.get(event_type)
-        if found is None:
-            hits = [h for h in self._handlers if fnmatch.fnmatchcase(event_type, h.pattern)]
-            found = (
-                [h.fn for h in hits if not h.transactional],
-                [h.fn for h in hits if h.transactional],
-            )
-            self._cache[event_type] = found
+        if found is not None:
+            self._cache.move_to_end(event_type)
+            return found
+        hits = [h for h in self._handlers if fnmatch.fnmatchcase(event_type, h.pattern)]
+        found = (
+            [h.fn for h in hits if not h.transactional],
+            [h.fn for h in hits if h.transactional],
+        )
+        self._cache[event_type] = found
+        if len(self._cache) > MATCH_CACHE_TYPES:
+            self._cache.popitem(last=False)
         return found
 
     def patterns(self) -> list[str]:
         return [h.pattern for h in self._handlers]
 
-
-registry = Registry()
-
-
-def handler(
-    pattern: str, *, transactional: bool = False
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a handler for event types matching `pattern`."""
-
-    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-        registry.add(pattern, fn, transactional)
-        return fn
-
-    return register
-
-
-def load_plugins(modules: list[str]) -> None:
-    """Import the plugin modules named in GODEL_HANDLERS; their decorators register them."""
-    for name in modules:
-        try:
-            importlib.import_module(name)
-        except ImportError as exc:
-            raise ConfigError(f"invalid GODEL_HANDLERS: cannot import {name!r}: {exc}") from exc
+    def load_plugins(self, modules: Iterable[str]) -> None:
+        """Import the modules named in GODEL_HANDLERS and register their handlers."""
+        for name in modules:
+            try:
+                module = importlib.import_module(name)
+            except ImportError as exc:
+                raise ConfigError(f"invalid GODEL_HANDLERS: cannot import {name!r}: {exc}") from exc
+            except Exception as exc:  # a plugin's own bug: name it in one line
+                raise ConfigError(
+                    f"invalid GODEL_HANDLERS: {name!r} raised on import: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+            self.add_module(module)
 
 
-def install_builtins(target: Registry) -> None:
-    from godel.agents import apply_agent_event
+def default_registry(plugin_modules: Iterable[str] = ()) -> Registry:
+    """The built-in handlers plus the plugins: what `godel serve` and `godel worker` run."""
+    from godel.store.agents import apply_agent_event
 
-    if apply_agent_event not in [h.fn for h in target._handlers]:
-        target.add("agent.*", apply_agent_event, transactional=True)
+    registry = Registry([Registered("agent.*", apply_agent_event, transactional=True)])
+    registry.load_plugins(plugin_modules)
+    return registry

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
 
 REDIS_UP = Gauge("godel_redis_up", "1 when the Redis link is connected")
 FALLBACK_ACTIVE = Gauge(
@@ -63,3 +66,15 @@ HTTP_SECONDS = Histogram(
     ["method", "route", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+
+
+def read(metric: MetricWrapperBase, label: str | None = None) -> Any:
+    """Current value of a counter or gauge (by `label` value when given), read through the
+    public collect() API."""
+    values: dict[str, float] = {}
+    for family in metric.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_created"):
+                continue
+            values[sample.labels.get(label, "") if label else ""] = sample.value
+    return values if label else values.get("", 0.0)

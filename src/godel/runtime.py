@@ -1,70 +1,109 @@
-"""One Godel process: the stores, the Link, ingest, workers and upkeep, started and
-stopped together (by the API's lifespan, `godel worker`, or a standalone Producer)."""
+"""The composition root: one Godel process's stores, Link, lanes, ingest, workers and
+upkeep, built and injected here, started and stopped together (by the API's lifespan,
+`godel worker`, or a standalone Producer)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from typing import Any
+from collections.abc import Sequence
 
-from godel import ledger, queue
-from godel.cache import Cache
 from godel.config import Settings
-from godel.db import Database
-from godel.errors import LedgerUnavailable, RedisUnavailable
-from godel.handlers import install_builtins, load_plugins, registry
-from godel.link import Link
-from godel.maintenance import Maintenance
-from godel.migrate import upgrade
-from godel.producer import Ingest
-from godel.recovery import Recovery
-from godel.worker import Worker, worker_name
+from godel.errors import LedgerUnavailable
+from godel.event import Event
+from godel.fastlane.cache import Cache
+from godel.fastlane.keys import cache_key
+from godel.fastlane.link import Link, try_call
+from godel.fastlane.queue import FastLane
+from godel.handlers import Registry, default_registry
+from godel.health import HealthReport, RedisMemory, ReplayReport, link_report
+from godel.pipeline.deadletters import DeadLetters
+from godel.pipeline.ingest import Ingest
+from godel.pipeline.maintenance import Maintenance
+from godel.pipeline.recovery import Recovery
+from godel.pipeline.replay import Replayer
+from godel.pipeline.worker import Worker, worker_name
+from godel.store import ledger
+from godel.store.database import Database
+from godel.store.migrate import upgrade
 
 log = logging.getLogger("godel.runtime")
 
 
 class Runtime:
-    """Everything one process needs, created in `start` and released in `stop`."""
+    """Everything one process needs, created in `start` and released in `stop`.
 
-    def __init__(self, settings: Settings, redis_url: str | None = None) -> None:
+    `registry` defaults to the built-in handlers plus the GODEL_HANDLERS plugins; each
+    Runtime has its own."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        redis_url: str | None = None,
+        *,
+        registry: Registry | None = None,
+    ) -> None:
         self.settings = settings
         self.redis_url = redis_url or settings.effective_redis_url
         self.db = Database(
             settings.effective_database_url, sqlite_synchronous=settings.sqlite_synchronous
         )
         self.link = Link(settings, self.redis_url)
-        self.recovery = Recovery(settings, self.db, self.link)
+        self.lane = FastLane(self.link)
         self.cache = Cache(settings, self.link)
-        self.ingest = Ingest(settings, self.db, self.link)
-        self.maintenance = Maintenance(settings, self.db, self.link, self.recovery)
-        self.registry = registry
+        self.replayer = Replayer(settings, db=self.db, lane=self.lane)
+        self.recovery = Recovery(settings, link=self.link, refill=self.replayer)
+        self.ingest = Ingest(settings, self.db, self.lane)
+        self.dead_letters = DeadLetters(db=self.db, lane=self.lane)
+        self.maintenance = Maintenance(
+            settings, lane=self.lane, replayer=self.replayer, dead_letters=self.dead_letters
+        )
+        self._registry = registry
         self.workers: list[Worker] = []
         self._worker_tasks: list[asyncio.Task[int]] = []
         self._stop = asyncio.Event()
         self.started_at = time.time()
 
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            self._registry = default_registry(self.settings.handler_modules)
+        return self._registry
+
     async def start(
         self, workers: int = 0, maintenance: bool = True, migrate: bool | None = None
     ) -> None:
+        self.registry  # noqa: B018  plugins load (and fail) before anything else starts
         if migrate if migrate is not None else self.db.is_sqlite:
             await asyncio.to_thread(upgrade, self.db)
-        install_builtins(self.registry)
-        load_plugins(self.settings.handler_modules)
-        await self.link.start()
+        await self.recovery.start()
         if maintenance:
             self.maintenance.start()
         for index in range(workers):
             self.add_worker(worker_name(index))
 
     def add_worker(self, name: str, burst: bool = False) -> asyncio.Task[int]:
-        worker = Worker(name, self.settings, self.db, self.link, self.registry, self.cache)
+        worker = Worker(
+            name,
+            self.settings,
+            db=self.db,
+            lane=self.lane,
+            registry=self.registry,
+            after_commit=self._forget_agents,
+        )
         self.workers.append(worker)
         task = asyncio.get_running_loop().create_task(
             worker.run(self._stop, burst=burst), name=f"godel-worker-{name}"
         )
         self._worker_tasks.append(task)
         return task
+
+    async def _forget_agents(self, events: Sequence[Event]) -> None:
+        """Processed agent events changed agent rows: their cached copies are stale."""
+        keys = {cache_key("agent", e.agent_id) for e in events if e.agent_id}
+        if keys:
+            await self.cache.delete(*keys)
 
     def request_stop(self) -> None:
         """Workers stop claiming and finish the batch in hand (SIGTERM)."""
@@ -81,51 +120,36 @@ class Runtime:
             await asyncio.gather(*self._worker_tasks, return_exceptions=True)
         await self.ingest.close()
         await self.maintenance.stop()
+        await self.recovery.stop()
         await self.cache.close()
         await self.link.close()
         await asyncio.to_thread(self.db.close)
 
-    async def health(self) -> dict[str, Any]:
-        """The JSON behind GET /health and `godel status`."""
-        link = self.link
+    async def health(self) -> HealthReport:
+        """What GET /health answers (and the dashboard and `godel status` show)."""
         try:
             counts = await self.db.read(ledger.count_by_status)
-            undispatched = await self.recovery.undispatched()
+            undispatched: int | None = await self.replayer.undispatched()
             database = "ok"
-        except LedgerUnavailable as err:
-            counts, undispatched, database = {}, None, f"unavailable: {err}"
-        depths: dict[str, object] | None = None
-        if link.connected:
-            try:
-                depths = await link.call(queue.depths)
-            except RedisUnavailable:
-                depths = None
-        return {
-            "status": "ok" if database == "ok" else "degraded",
-            "link": {
-                "state": link.state.value,
-                "since": link.since,
-                "reason": link.reason,
-                "last_error": link.last_error,
-                "redis_url": _redacted(self.redis_url),
-            },
-            "state": link.state.value,
-            "database": database,
-            "queues": depths,
-            "undispatched": undispatched,
-            "events": counts,
-            "replay": {
-                **link.last_replay,
-                "replayed_total": self.recovery.replayed_total,
-                "reconciled_total": self.recovery.reconciled_total,
-            },
-            "workers": [w.name for w in self.workers],
-            "uptime_s": round(time.time() - self.started_at, 1),
-        }
-
-
-def _redacted(url: str) -> str:
-    if "@" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    return f"{scheme}://***@{rest.split('@', 1)[1]}"
+        except LedgerUnavailable:
+            counts, undispatched, database = {}, None, "unavailable"
+        depths = await try_call(self.lane.depths(), None)
+        last = self.recovery.last
+        return HealthReport(
+            status="ok" if database == "ok" else "degraded",
+            link=link_report(self.link.describe(), self.redis_url),
+            database=database,
+            queues=depths.as_dict() if depths is not None else None,
+            undispatched=undispatched,
+            events=counts,
+            replay=ReplayReport(
+                replayed=last.replayed,
+                duration_s=last.duration_s,
+                at=last.at,
+                replayed_total=self.replayer.replayed_total,
+                reconciled_total=self.replayer.reconciled_total,
+            ),
+            workers=[w.name for w in self.workers],
+            uptime_s=round(time.time() - self.started_at, 1),
+            redis_memory=RedisMemory.from_gauges(),
+        )

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from godel.db import agents, events
+from godel.store.schema import agents, events
 from tests.servers import ProcessRunner, RedisServer, free_port, wait_until
 
 pytestmark = [pytest.mark.chaos]

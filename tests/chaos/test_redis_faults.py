@@ -211,6 +211,6 @@ async def _done(h: Harness, acked: set[str]) -> bool:
 
 
 def _status_counts(conn: object) -> dict[str, int]:
-    from godel.ledger import count_by_status
+    from godel.store.ledger import count_by_status
 
     return count_by_status(conn)  # type: ignore[arg-type]

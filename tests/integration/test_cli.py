@@ -6,6 +6,7 @@ the process boundary matters (status --json, a live tail, the demo)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -20,12 +21,14 @@ from godel.cli import app
 from tests.integration.live_stack import (
     FAILING_TYPE,
     GODEL_BIN,
+    ROOT,
+    SERVE_ENV,
     TOKEN,
     LiveStack,
     StartProcess,
     start_stack,
 )
-from tests.servers import RedisServer
+from tests.servers import RedisServer, free_port
 
 runner = CliRunner()
 
@@ -74,16 +77,27 @@ def test_status_json_and_table(stack: LiveStack) -> None:
     assert set(health) >= {"queues", "undispatched", "events", "replay", "workers"}
 
     table = ok(stack, "status")
-    assert "Redis connected since" in table
+    assert "Redis connected since" in table and " UTC (" in table
     assert "pending 0, processing 0, delayed 0, dead 0" in table
     assert "0 events in the ledger, not in Redis" in table
-    assert "no maxmemory" in table  # Redis memory, read from /metrics
+    assert "no maxmemory" in table  # Redis memory, from GET /health's redis_memory
+    assert ok(stack, "status", "--check").strip() == "ok: Redis link connected, database ok"
 
     stack.redis.kill9()
     stack.wait_state("fallback", "connection")
     down = ok(stack, "status")
     assert "Redis Connection Error: fallback since" in down and "reason connection" in down
     assert "unknown while Redis is unreachable" in down
+    probe = binary(stack, "status", "--check")
+    assert probe.returncode == 1 and probe.stdout == ""
+    assert probe.stderr.strip() == "error: not healthy: Redis link fallback (connection)"
+
+
+def test_url_without_a_scheme(stack: LiveStack) -> None:
+    host_port = stack.url.removeprefix("http://")
+    done = binary(stack, "status", "--json", "--url", host_port)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["state"] == "connected"
 
 
 def test_publish_is_acknowledged_once_and_processed(stack: LiveStack) -> None:
@@ -99,6 +113,15 @@ def test_publish_is_acknowledged_once_and_processed(stack: LiveStack) -> None:
     bad = godel(stack, "events", "publish", "not a type!")
     assert bad.exit_code == 1 and "HTTP 422" in bad.stderr
 
+    shown = ok(stack, "events", "get", "cli-1")
+    assert "cli-1 (ledger #1)" in shown and "processed" in shown and " UTC (" in shown
+    assert '"status": "busy"' in shown
+    as_json = json.loads(ok(stack, "events", "get", "cli-1", "--json"))
+    assert as_json["status"] == "processed" and as_json["payload"] == {"status": "busy"}
+    assert as_json["processed_at_utc"].endswith(" UTC")
+    missing = godel(stack, "events", "get", "no-such-id")
+    assert missing.exit_code == 1 and "HTTP 404" in missing.stderr
+
 
 def test_dead_letters_list_show_replay_purge(stack: LiveStack) -> None:
     stack.make_dead_letter("doomed-1")
@@ -109,20 +132,28 @@ def test_dead_letters_list_show_replay_purge(stack: LiveStack) -> None:
     shown = json.loads(ok(stack, "dead", "show", "doomed-1"))
     assert shown["id"] == "doomed-1" and shown["payload"] == {"n": 1}
     assert shown["attempts"] == 1 and "boom 1" in shown["last_error"]
+    assert isinstance(shown["created_at"], float) and shown["created_at_utc"].endswith(" UTC")
 
     replayed = ok(stack, "dead", "replay", "--type", FAILING_TYPE)
-    assert replayed.strip() == f"replayed 1 dead events of type {FAILING_TYPE}"
+    assert replayed.strip() == f"replayed 1 dead event of type {FAILING_TYPE}"
     # Its handler always fails, so the replayed event dies again (one attempt).
     stack.wait(lambda h: h["events"].get("dead") == 1, "the replayed event to die again")
 
     refused = godel(stack, "dead", "purge", "--type", FAILING_TYPE, input="n\n")
     assert refused.exit_code == 1 and "purge cancelled" in refused.stderr
     purged = ok(stack, "dead", "purge", "--type", FAILING_TYPE, "--yes")
-    assert purged.strip() == f"purged 1 dead events of type {FAILING_TYPE}"
+    assert purged.strip() == f"purged 1 dead event of type {FAILING_TYPE}"
     assert "Dead letters: 0 total" in ok(stack, "dead", "list")
+    again = ok(stack, "dead", "purge", "--type", FAILING_TYPE)  # nothing to ask about
+    assert again.strip() == f"no dead events of type {FAILING_TYPE}: nothing to purge"
 
     missing = godel(stack, "dead", "show", "no-such-id")
     assert missing.exit_code == 1 and "HTTP 404" in missing.stderr
+    stack.post({"type": "agent.ping", "agent_id": "a", "id": "alive-1"})
+    stack.wait(lambda h: h["events"].get("processed") == 1, "alive-1 processed")
+    alive = godel(stack, "dead", "show", "alive-1")
+    assert alive.exit_code == 1
+    assert alive.stderr.strip() == "error: event alive-1 is not dead: its status is processed"
 
 
 def test_recover_and_cache_warm(stack: LiveStack) -> None:
@@ -209,9 +240,105 @@ def test_demo_loses_nothing(tmp_path: Path) -> None:
     )  # fmt: skip
     out = done.stdout
     assert done.returncode == 0, out + done.stderr
+    assert "Redis killed every 4s for 1.5s; 9s in all" in out
     assert "killed redis-server (SIGKILL)" in out
     assert "Entering fallback mode" in out and "Exiting fallback mode" in out
     verdict = next(line for line in out.splitlines() if line.startswith("acknowledged"))
     assert ", lost 0, duplicates 0, unprocessed 0" in verdict
     assert int(verdict.split()[1].rstrip(",")) > 100
     assert not list(Path("/tmp").glob("godel-demo-*")), "the demo left its temp dir behind"
+
+
+def test_events_tail_survives_an_api_restart(
+    run_process: StartProcess, fresh_redis: RedisServer, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "serve"
+    data_dir.mkdir()
+    port = free_port()
+    args = [str(GODEL_BIN), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    env = {
+        **SERVE_ENV,
+        "GODEL_REDIS_URL": fresh_redis.url,
+        "GODEL_DATA_DIR": str(data_dir),
+        "GODEL_DATABASE_URL": f"sqlite:///{data_dir / 'godel.db'}",
+        "PYTHONPATH": str(ROOT),
+    }
+    serve = run_process(args, env=env, name="godel-serve", cwd=data_dir)
+    stack = LiveStack(f"http://127.0.0.1:{port}", fresh_redis, serve)
+    serve.wait_http(f"{stack.url}/health/ready", timeout_s=60)
+    stack.post({"type": "agent.ping", "agent_id": "t", "id": "before-restart"})
+    tail = subprocess.Popen(
+        [str(GODEL_BIN), "events", "tail", "--since-start", "--limit", "2"],
+        env=stack.cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert tail.stdout is not None
+        assert tail.stdout.readline().split()[3] == "before-restart"
+        serve.terminate()
+        serve.start(args, env, cwd=data_dir)
+        serve.wait_http(f"{stack.url}/health/ready", timeout_s=60)
+        stack.post({"type": "agent.ping", "agent_id": "t", "id": "after-restart"})
+        out, err = tail.communicate(timeout=30)
+    finally:
+        tail.kill()
+        tail.wait()
+    assert tail.returncode == 0, err
+    assert [line.split()[3] for line in out.splitlines()] == ["after-restart"]
+    assert len([line for line in err.splitlines() if line.startswith("reconnecting…")]) == 1
+
+
+def cli_env(**settings: str) -> dict[str, str]:
+    """A shell's environment with only these GODEL_* settings (nothing from the test run)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("GODEL_")}
+    base.pop("PYTHONPATH", None)
+    quiet = {"GODEL_EMBEDDED_REDIS": "false", "GODEL_REDIS_URL": "redis://127.0.0.1:1/0",
+             "GODEL_LOG_LEVEL": "ERROR"}  # fmt: skip
+    return base | quiet | settings
+
+
+def test_serve_start_failure_is_one_line_without_the_password(tmp_path: Path) -> None:
+    env = cli_env(
+        GODEL_DATABASE_URL="postgresql+psycopg://godel:s3cret@127.0.0.1:1/godel",
+        GODEL_HANDLERS="no_such_handlers_module",
+    )
+    done = subprocess.run(
+        [str(GODEL_BIN), "serve", "--port", str(free_port())],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "s3cret" not in output and "Traceback" not in output, output
+    assert "godel: ledger postgresql+psycopg://godel:***@127.0.0.1:1/godel;" in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error")]
+    assert len(errors) == 1 and errors[0].startswith("error: godel serve could not start: ")
+
+
+def test_db_upgrade_against_an_unreachable_database(tmp_path: Path) -> None:
+    env = cli_env(GODEL_DATABASE_URL="postgresql+psycopg://godel:s3cret@127.0.0.1:1/godel")
+    done = subprocess.run(
+        [str(GODEL_BIN), "db", "upgrade"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "s3cret" not in done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(
+        "error: cannot migrate the ledger at postgresql+psycopg://godel:***@127.0.0.1:1/godel: "
+    )
+    assert "Connection refused" in lines[0]
+
+
+def test_worker_imports_handlers_from_the_working_directory(tmp_path: Path) -> None:
+    (tmp_path / "myhandlers.py").write_text(
+        "import godel\n\n\n@godel.handler('my.*')\nasync def handle(event):\n    pass\n"
+    )
+    env = cli_env(GODEL_HANDLERS="myhandlers", GODEL_DATABASE_URL=f"sqlite:///{tmp_path}/g.db")
+    done = subprocess.run(
+        [str(GODEL_BIN), "worker", "--burst"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr

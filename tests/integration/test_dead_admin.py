@@ -10,9 +10,9 @@ import pytest
 import redis
 
 from godel import Event
-from godel.deadletters import DeadLetters
-from godel.handlers import registry
-from godel.link import LinkState
+from godel.fastlane.link import LinkState
+from godel.handlers import Registry, default_registry
+from godel.pipeline.deadletters import DeadLetters
 from tests.harness import TOKEN, Harness, ledger_counts, make_settings, running, wait_until
 from tests.servers import RedisServer
 
@@ -28,12 +28,16 @@ async def _deadtest_handler(event: Event) -> None:
 
 @pytest.fixture(autouse=True)
 def deadtest_handler() -> Iterator[None]:
-    # The registry is process-wide and has no removal: register once, switch per test.
-    if PATTERN not in registry.patterns():
-        registry.add(PATTERN, _deadtest_handler)
     broken["on"] = True
     yield
     broken["on"] = True
+
+
+def handlers() -> Registry:
+    """This test's own registry: the built-ins plus the switchable broken handler."""
+    registry = default_registry()
+    registry.add(PATTERN, _deadtest_handler)
+    return registry
 
 
 def settings_for(sqlite_url: str, redis_url: str) -> Any:
@@ -80,7 +84,7 @@ async def wait_listed(url: str, event_type: str, n: int) -> None:
 
 
 async def test_list_show_and_validation(sqlite_url: str, redis_url: str) -> None:
-    async with running(settings_for(sqlite_url, redis_url)) as h:
+    async with running(settings_for(sqlite_url, redis_url), registry=handlers()) as h:
         ids = await kill_events(h, {"deadtest.a": 3, "deadtest.b": 2})
         await wait_listed(redis_url, "deadtest.a", 3)
         await wait_listed(redis_url, "deadtest.b", 2)
@@ -116,7 +120,7 @@ async def test_list_show_and_validation(sqlite_url: str, redis_url: str) -> None
 
 
 async def test_auth_is_required(sqlite_url: str, redis_url: str) -> None:
-    async with running(settings_for(sqlite_url, redis_url), workers=0) as h:
+    async with running(settings_for(sqlite_url, redis_url), workers=0, registry=handlers()) as h:
         for method, path in (
             ("GET", "/admin/dead"),
             ("GET", "/admin/dead/events"),
@@ -134,7 +138,7 @@ async def test_auth_is_required(sqlite_url: str, redis_url: str) -> None:
 async def test_replay_after_fix_processes_and_purge_discards(
     sqlite_url: str, redis_url: str
 ) -> None:
-    async with running(settings_for(sqlite_url, redis_url)) as h:
+    async with running(settings_for(sqlite_url, redis_url), registry=handlers()) as h:
         ids = await kill_events(h, {"deadtest.a": 3, "deadtest.b": 2})
         await wait_listed(redis_url, "deadtest.a", 3)
         await wait_listed(redis_url, "deadtest.b", 2)
@@ -170,13 +174,13 @@ async def test_replay_after_fix_processes_and_purge_discards(
 
 
 async def test_replay_in_batches_keeps_ledger_order(sqlite_url: str, redis_url: str) -> None:
-    async with running(settings_for(sqlite_url, redis_url), workers=0) as h:
+    async with running(settings_for(sqlite_url, redis_url), workers=0, registry=handlers()) as h:
         # A burst worker kills them and exits, so pending then shows the replayed order.
         ids = {"deadtest.c": (await h.post({"events": [{"type": "deadtest.c"}] * 5})).json()["ids"]}
         await h.rt.add_worker("burst-0", burst=True)
         assert (await asyncio.to_thread(ledger_counts, h.rt)) == {"dead": 5}
         await wait_listed(redis_url, "deadtest.c", 5)
-        result = await DeadLetters(h.rt.db, h.rt.link, batch=2).replay()
+        result = await DeadLetters(db=h.rt.db, lane=h.rt.lane, batch=2).replay()
         assert result == {"replayed": 5, "pushed": 5}
         with redis.Redis.from_url(redis_url, decode_responses=True) as r:
             # Workers take from the right: the oldest event must be the rightmost.
@@ -188,7 +192,7 @@ async def test_replay_and_purge_while_redis_is_down(sqlite_url: str, redis_facto
     """Done in fallback, the ledger changes at once; the Redis lists are tidied once the
     link is back and the next replay or purge runs."""
     server: RedisServer = redis_factory(appendonly=True)
-    async with running(settings_for(sqlite_url, server.url)) as h:
+    async with running(settings_for(sqlite_url, server.url), registry=handlers()) as h:
         ids = await kill_events(h, {"deadtest.d": 2, "deadtest.e": 1})
         await wait_listed(server.url, "deadtest.d", 2)
         await wait_listed(server.url, "deadtest.e", 1)
@@ -225,9 +229,9 @@ async def test_replay_and_purge_while_redis_is_down(sqlite_url: str, redis_facto
 async def test_replay_before_the_fix_is_finite(sqlite_url: str, redis_url: str) -> None:
     """Still broken, replayed events die again at once; one call replays each only once."""
     settings = make_settings(sqlite_url, redis_url, retry_max_attempts=1)
-    async with running(settings, workers=2) as h:
+    async with running(settings, workers=2, registry=handlers()) as h:
         await kill_events(h, {"deadtest.f": 20})
-        dl = DeadLetters(h.rt.db, h.rt.link, batch=1)
+        dl = DeadLetters(db=h.rt.db, lane=h.rt.lane, batch=1)
         assert (await dl.replay("deadtest.f"))["replayed"] == 20
 
         async def all_dead_again() -> bool:
@@ -239,7 +243,7 @@ async def test_replay_before_the_fix_is_finite(sqlite_url: str, redis_url: str) 
 async def test_sync_restores_the_lists_a_restarted_redis_lost(
     sqlite_url: str, fresh_redis: RedisServer
 ) -> None:
-    async with running(settings_for(sqlite_url, fresh_redis.url)) as h:
+    async with running(settings_for(sqlite_url, fresh_redis.url), registry=handlers()) as h:
         ids = await kill_events(h, {"deadtest.g": 3})
         await wait_listed(fresh_redis.url, "deadtest.g", 3)
         await asyncio.to_thread(fresh_redis.restart, False)  # no AOF: the lists are gone
@@ -249,7 +253,7 @@ async def test_sync_restores_the_lists_a_restarted_redis_lost(
 
         await wait_until(recovered, 10, "recovery")
         assert redis_list(fresh_redis.url, "deadtest.g") == []
-        dl = DeadLetters(h.rt.db, h.rt.link)
+        dl = DeadLetters(db=h.rt.db, lane=h.rt.lane)
         # Just died: their worker may still be filing them, so the default grace skips them.
         assert await dl.sync() == {"removed": 0, "restored": 0}
         assert await dl.sync(settle_grace_s=0) == {"removed": 0, "restored": 3}

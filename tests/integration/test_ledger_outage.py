@@ -51,7 +51,7 @@ async def test_database_down_gives_503_and_keeps_what_was_accepted(
 
 
 def _processed(conn: object) -> int:
-    from godel.ledger import count_by_status
+    from godel.store.ledger import count_by_status
 
     return count_by_status(conn).get("processed", 0)  # type: ignore[arg-type]
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from godel.config import Settings
-from godel.link import LinkState
+from godel.fastlane.link import LinkState
 from godel.runtime import Runtime
 from tests.harness import make_settings
 from tests.servers import RedisServer
@@ -21,7 +21,7 @@ async def _start(settings: Settings) -> Runtime:
 
 async def _fill_in_fallback(rt: Runtime, n: int) -> list[str]:
     assert rt.link.state is LinkState.FALLBACK
-    from godel.events import parse_event
+    from godel.intake import parse_event
 
     ids: list[str] = []
     for start in range(0, n, 500):
@@ -29,7 +29,7 @@ async def _fill_in_fallback(rt: Runtime, n: int) -> list[str]:
             parse_event({"type": "bulk.x", "id": f"r-{i:06d}"}, 1024)
             for i in range(start, min(start + 500, n))
         ]
-        ack = await rt.ingest.ingest(batch)
+        ack = await rt.ingest.submit(batch)
         assert ack.mode == "fallback"
         ids += ack.ids
     return ids
@@ -40,11 +40,11 @@ async def test_replay_pushes_in_ledger_order(sqlite_url: str, fresh_redis: Redis
     rt = await _start(make_settings(sqlite_url, fresh_redis.url, replay_batch_size=300))
     try:
         ids = await _fill_in_fallback(rt, 1000)
-        assert await rt.recovery.undispatched() == 1000
+        assert await rt.replayer.undispatched() == 1000
         await asyncio.to_thread(fresh_redis.restart, False)
-        result = await rt.link.recover_now()  # the background probe may have beaten us to it
+        result = await rt.recovery.recover_now()  # the background probe may have beaten us to it
         assert result["state"] == "connected" and result["remaining"] == 0
-        assert rt.recovery.replayed_total == 1000
+        assert rt.replayer.replayed_total == 1000
         with fresh_redis.client(decode_responses=True) as r:
             # LPUSH puts the oldest at the right end, where workers take from.
             assert r.lrange("godel:queue:pending", 0, -1)[::-1] == ids
@@ -64,8 +64,8 @@ async def test_two_instances_replay_each_event_once(
     try:
         ids = await _fill_in_fallback(a, 3000)
         await asyncio.to_thread(fresh_redis.restart, False)
-        await asyncio.gather(a.link.recover_now(), b.link.recover_now())
-        assert a.recovery.replayed_total + b.recovery.replayed_total == 3000
+        await asyncio.gather(a.recovery.recover_now(), b.recovery.recover_now())
+        assert a.replayer.replayed_total + b.replayer.replayed_total == 3000
         with fresh_redis.client(decode_responses=True) as r:
             pushed = r.lrange("godel:queue:pending", 0, -1)
         assert len(pushed) == 3000 and set(pushed) == set(ids)

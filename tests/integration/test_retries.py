@@ -10,7 +10,7 @@ from pathlib import Path
 import redis
 from sqlalchemy import create_engine, select
 
-from godel.db import events
+from godel.store.schema import events
 from tests.harness import ledger_counts, make_settings, running, wait_until
 from tests.servers import ProcessRunner, RedisServer
 

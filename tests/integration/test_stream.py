@@ -16,6 +16,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from godel.api import create_app
+from godel.api.deps import api_state
 from godel.api.server import ApiServer
 from godel.config import Settings
 from tests.harness import make_settings, running, wait_until
@@ -156,14 +157,14 @@ async def test_disconnect_releases_the_listener(sqlite_url: str, redis_url: str)
         serving(settings_for(sqlite_url, redis_url), workers=0) as s,
         httpx.AsyncClient(base_url=s.url, timeout=10) as client,
     ):
-        rt = s.app.state.runtime
+        rt = api_state(s.app).rt
         async with client.stream("GET", STREAM, params={"interval": 0.2}) as r:
             await Events(r).until("status")
-            during = len(rt.link.listeners)
+            during = rt.link.listener_count
         # One listener stays: the shared snapshot's (it lives as long as the runtime).
 
         async def released() -> bool:
-            return len(rt.link.listeners) == during - 1
+            return rt.link.listener_count == during - 1
 
         await wait_until(released, 10, "the stream's Link listener to be removed")
         for params in ({"interval": 0.1}, {"interval": 61}, {"cursor": -1}):

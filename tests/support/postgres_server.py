@@ -18,7 +18,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
 
-from tests.support.process import LOOPBACK, ProcessRunner, free_port, wait_until
+from tests.support.process import LOOPBACK, ProcessRunner, free_port, port_is_free, wait_until
 
 DB_SUPERUSER = "godel"
 # Used only when tests run as root: initdb and postgres refuse to run as root.
@@ -133,6 +133,20 @@ class PostgresServer:
             self._runner.terminate(signal.SIGINT, timeout_s=15.0)
         self._runner.kill9()
         shutil.rmtree(self.base_dir, ignore_errors=True)
+
+    def halt(self) -> None:
+        """A database outage: fast shutdown (clients are cut off), keeping the data."""
+        self._runner.terminate(signal.SIGINT, timeout_s=15.0)
+
+    def restart(self) -> None:
+        """Start again after halt(): same port, same data (a database that came back)."""
+        if self.is_running():
+            self.halt()
+        wait_until(lambda: port_is_free(self.port), START_TIMEOUT_S, f"port {self.port} to free")
+        self._runner.start(self._argv(), {"LC_ALL": "C"}, cwd=self.base_dir, run_as=self._run_as)
+        wait_until(self._accepts_or_died, START_TIMEOUT_S, f"postgres on port {self.port}")
+        if not self.is_running():
+            raise RuntimeError(f"postgres exited on restart; log:\n{self._runner.log_tail()}")
 
     def is_running(self) -> bool:
         return self._runner.is_running()

@@ -7,11 +7,11 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
-from godel import agents
 from godel.api.deps import require_admin, runtime
-from godel.constants import cache_key
-from godel.errors import RedisUnavailable
+from godel.errors import FastLaneClosed
+from godel.fastlane.keys import cache_key
 from godel.runtime import Runtime
+from godel.store import agents
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 
@@ -19,14 +19,14 @@ router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(requir
 @router.post("/recovery/redis")
 async def recover_redis(rt: Runtime = Depends(runtime)) -> dict[str, Any]:
     """Probe Redis now and replay what the ledger holds; answers state, replayed, remaining."""
-    return await rt.link.recover_now()
+    return await rt.recovery.recover_now()
 
 
 @router.post("/cache/warm")
 async def warm_cache(rt: Runtime = Depends(runtime)) -> dict[str, Any]:
     """Load every agent from the database into the Redis cache."""
     if not rt.link.connected:
-        raise RedisUnavailable("fallback", "the cache cannot be warmed while Redis is down")
+        raise FastLaneClosed("fallback", "the cache cannot be warmed while Redis is down")
     started = time.monotonic()
     warmed, after = 0, None
     while True:

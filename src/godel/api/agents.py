@@ -7,11 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from godel import agents
 from godel.api.deps import runtime
-from godel.constants import cache_key
 from godel.errors import NotFound
+from godel.fastlane.keys import cache_key
 from godel.runtime import Runtime
+from godel.store import agents
 
 router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
 

@@ -13,7 +13,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from godel import metrics
 from godel.api import admin, agents, dashboard, dead, errors, events, health, stream
+from godel.api.deps import ApiState, api_state
 from godel.config import Settings
+from godel.handlers import Registry
 from godel.runtime import Runtime
 
 log = logging.getLogger("godel.api")
@@ -49,15 +51,20 @@ class TimingMiddleware:
 
 
 def create_app(
-    settings: Settings, *, redis_url: str | None = None, workers: int | None = None
+    settings: Settings,
+    *,
+    redis_url: str | None = None,
+    workers: int | None = None,
+    registry: Registry | None = None,
 ) -> FastAPI:
-    """Build the API. `redis_url` overrides the settings (the embedded redis-server)."""
+    """Build the API. `redis_url` overrides the settings (the embedded redis-server);
+    `registry` replaces the default handlers (built-ins plus GODEL_HANDLERS)."""
     token = settings.admin_token.get_secret_value() if settings.admin_token else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        rt = Runtime(settings, redis_url)
-        app.state.runtime = rt
+        rt = Runtime(settings, redis_url, registry=registry)
+        api_state(app).runtime = rt
         await rt.start(workers=settings.workers if workers is None else workers)
         try:
             yield
@@ -70,7 +77,7 @@ def create_app(
         lifespan=lifespan,
         description="Control plane API: a lossless event pipeline on Redis.",
     )
-    app.state.admin_token = token or secrets.token_urlsafe(32)
+    app.state.godel = ApiState(settings, admin_token=token or secrets.token_urlsafe(32))
     app.add_middleware(TimingMiddleware)
     errors.install(app)
     for module in (events, agents, admin, dead, health, stream, dashboard):

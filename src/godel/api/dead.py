@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from godel.api.deps import require_admin, runtime
-from godel.deadletters import DeadLetters
-from godel.events import MAX_NAME_LEN, TYPE_RE
+from godel.intake import MAX_NAME_LEN, TYPE_RE
+from godel.pipeline.deadletters import DeadLetters
 from godel.runtime import Runtime
 
 router = APIRouter(prefix="/admin/dead", tags=["admin"], dependencies=[Depends(require_admin)])
@@ -24,7 +24,7 @@ EventType = Annotated[
 
 
 def dead_letters(rt: Runtime = Depends(runtime)) -> DeadLetters:
-    return DeadLetters(rt.db, rt.link)
+    return rt.dead_letters
 
 
 @router.get("")

@@ -9,12 +9,14 @@ import orjson
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from starlette.routing import Route
 
-from godel import ledger, queue
-from godel.api.deps import runtime
-from godel.api.errors import ORJSONResponse
-from godel.errors import InvalidEvent, NotFound, RedisUnavailable
-from godel.events import Status, parse_body
+from godel.api.deps import api_state, runtime
+from godel.api.errors import ORJSONResponse, error
+from godel.errors import InvalidEvent, NotFound
+from godel.event import Status
+from godel.fastlane.link import try_call
+from godel.intake import parse_body
 from godel.runtime import Runtime
+from godel.store import ledger
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
 PUBLIC_FIELDS = (
@@ -41,7 +43,7 @@ async def post_events(request: Request) -> ORJSONResponse:
 
 
 async def ingest(request: Request) -> ORJSONResponse:
-    rt: Runtime = request.app.state.runtime
+    rt = api_state(request.app).rt
     s = rt.settings
     limit = s.max_payload_bytes * min(s.max_batch_events, 64) + 65536
     body = await request.body()
@@ -55,7 +57,7 @@ async def ingest(request: Request) -> ORJSONResponse:
     except orjson.JSONDecodeError as exc:
         return _bad_json(str(exc))
     events = parse_body(data, s.max_payload_bytes, s.max_batch_events)
-    ack = await rt.ingest.ingest(events)
+    ack = await rt.ingest.submit(events)
     content: dict[str, Any] = {
         "ids": ack.ids,
         "accepted": len(ack.ids),
@@ -74,8 +76,6 @@ def install_fast_path(app: FastAPI) -> None:
 
 
 def _bad_json(detail: str) -> ORJSONResponse:
-    from godel.api.errors import error
-
     return error(400, f"malformed JSON: {detail}", "invalid_json")
 
 
@@ -111,8 +111,8 @@ async def list_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """The ledger, oldest first; pass `next_cursor` back as `cursor` for the next page."""
-    if status is not None and status not in Status.ALL:
-        raise InvalidEvent(f"'status' must be one of {', '.join(Status.ALL)}", 400)
+    if status is not None and status not in set(Status):
+        raise InvalidEvent(f"'status' must be one of {', '.join(Status)}", 400)
     query = ledger.EventQuery(
         type=type, agent_id=agent_id, status=status, since=_since(since), after=cursor, limit=limit
     )
@@ -128,10 +128,7 @@ async def get_event(event_id: str, rt: Runtime = Depends(runtime)) -> dict[str, 
         raise NotFound(f"no event with id {event_id!r}")
     out = public(row)
     if row["status"] == Status.QUEUED and rt.link.connected:
-        try:
-            holder = await rt.link.call(lambda r: queue.processing_holder(r, event_id))
-        except RedisUnavailable:
-            holder = None
+        holder = await try_call(rt.lane.processing_holder(event_id), None)
         if holder:
             out["status"] = Status.PROCESSING
             out["worker"] = holder

@@ -30,7 +30,7 @@ async def ready(rt: Runtime = Depends(runtime)) -> ORJSONResponse:
 
 @router.get("/health")
 async def health(rt: Runtime = Depends(runtime)) -> dict[str, Any]:
-    return await rt.health()
+    return (await rt.health()).as_dict()
 
 
 @router.get("/metrics")

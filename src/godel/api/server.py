@@ -2,12 +2,14 @@
 
 uvicorn waits for open responses before it runs the lifespan shutdown, and tells no running
 response; live streams would hold shutdown until the graceful timeout. This Server mirrors
-`should_exit` into `app.state.exiting`, which streams check."""
+`should_exit` into the API state's `exiting`, which streams check."""
 
 from __future__ import annotations
 
 import uvicorn
 from fastapi import FastAPI
+
+from godel.api.deps import api_state
 
 
 class ApiServer(uvicorn.Server):
@@ -24,4 +26,4 @@ class ApiServer(uvicorn.Server):
     def should_exit(self, value: bool) -> None:
         self._should_exit = value
         if value:
-            self._app.state.exiting = True
+            api_state(self._app).exiting = True

@@ -24,15 +24,15 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
-from prometheus_client.metrics import MetricWrapperBase
 
-from godel import agents, ledger, metrics
-from godel.api.deps import runtime
+from godel import metrics
+from godel.api.deps import api_state, runtime
 from godel.api.events import public
 from godel.errors import LedgerUnavailable
-from godel.events import Status
-from godel.link import Link, LinkState
+from godel.event import Status
+from godel.fastlane.link import Link, LinkState
 from godel.runtime import Runtime
+from godel.store import agents, ledger
 
 router = APIRouter(prefix="/api/v1", tags=["stream"])
 AGENTS_SHOWN = 25
@@ -43,61 +43,27 @@ WAKE_S = 1.0  # longest sleep between checks for a gone client or a stopping ser
 AGENT_FIELDS = ("id", "name", "status", "last_event_type", "last_seen_at", "events_applied")
 
 
-def link_info(link: Link) -> dict[str, Any]:
-    connected = link.state is LinkState.CONNECTED
-    return {
-        "state": link.state.value,
-        "since": link.since,
-        "reason": None if connected else link.reason,
-        "last_error": link.last_error,
-    }
-
-
-def read_metric(metric: MetricWrapperBase, label: str | None = None) -> Any:
-    """Current value(s) of a counter or gauge, read through the public collect() API."""
-    values: dict[str, float] = {}
-    for family in metric.collect():
-        for sample in family.samples:
-            if sample.name.endswith("_created"):
-                continue
-            values[sample.labels.get(label, "") if label else ""] = sample.value
-    return values if label else values.get("", 0.0)
-
-
 def counters() -> dict[str, Any]:
     return {
-        "transitions": read_metric(metrics.FALLBACK_TRANSITIONS, "to"),
-        "redis_errors": read_metric(metrics.REDIS_ERRORS, "reason"),
-        "accepted": read_metric(metrics.EVENTS_ACCEPTED, "mode"),
-        "processed": read_metric(metrics.EVENTS_PROCESSED, "outcome"),
-        "replayed_total": read_metric(metrics.REPLAYED),
-        "reconciled_total": read_metric(metrics.RECONCILED),
-        "replay_in_progress": bool(read_metric(metrics.REPLAY_IN_PROGRESS)),
-    }
-
-
-def redis_memory() -> dict[str, Any]:
-    """From the gauges the maintenance loop refreshes (INFO every redis_info_interval_s)."""
-    used, maxmemory = read_metric(metrics.REDIS_USED_MEMORY), read_metric(metrics.REDIS_MAXMEMORY)
-    return {
-        "used": int(used),
-        "max": int(maxmemory),
-        "ratio": round(used / maxmemory, 4) if maxmemory else None,
-        "policy_safe": bool(read_metric(metrics.REDIS_POLICY_SAFE)),
-        "aof_enabled": bool(read_metric(metrics.REDIS_AOF_ENABLED)),
+        "transitions": metrics.read(metrics.FALLBACK_TRANSITIONS, "to"),
+        "redis_errors": metrics.read(metrics.REDIS_ERRORS, "reason"),
+        "accepted": metrics.read(metrics.EVENTS_ACCEPTED, "mode"),
+        "processed": metrics.read(metrics.EVENTS_PROCESSED, "outcome"),
+        "replayed_total": metrics.read(metrics.REPLAYED),
+        "reconciled_total": metrics.read(metrics.RECONCILED),
+        "replay_in_progress": bool(metrics.read(metrics.REPLAY_IN_PROGRESS)),
     }
 
 
 async def build_snapshot(rt: Runtime) -> dict[str, Any]:
     """Everything the dashboard shows, in one dict (also its server-rendered first paint)."""
-    snap = await rt.health()
+    snap = (await rt.health()).as_dict()
     try:
         agent_rows = await rt.db.read(agents.list_agents, None, AGENTS_SHOWN, None)
         done = await rt.db.read(ledger.latest_events, PROCESSED_SHOWN, Status.PROCESSED)
     except LedgerUnavailable:
         agent_rows, done = [], []
     snap["stats"] = counters()
-    snap["redis_memory"] = redis_memory()
     snap["agents"] = [{k: a.get(k) for k in AGENT_FIELDS} for a in agent_rows]
     snap["processed"] = [public(r, with_payload=False) for r in done]
     return snap
@@ -112,7 +78,7 @@ class Snapshots:
         self._value: dict[str, Any] | None = None
         self._built = 0.0
         self._lock = asyncio.Lock()
-        rt.link.listeners.append(self._invalidate)
+        rt.link.subscribe(self._invalidate)
 
     def _invalidate(self, old: LinkState, new: LinkState) -> None:
         self._built = 0.0
@@ -123,7 +89,7 @@ class Snapshots:
                 self._value = await build_snapshot(self.rt)
                 self._built = time.monotonic()
             value = self._value
-        link = link_info(self.rt.link)
+        link = self.rt.link.describe()
         return {
             **value,
             "link": {**value["link"], **link},
@@ -133,11 +99,10 @@ class Snapshots:
 
 
 def snapshots(request: Request, rt: Runtime = Depends(runtime)) -> Snapshots:
-    current: Snapshots | None = getattr(request.app.state, "snapshots", None)
-    if current is None or current.rt is not rt:
-        current = Snapshots(rt)
-        request.app.state.snapshots = current
-    return current
+    state = api_state(request.app)
+    if state.snapshots is None or state.snapshots.rt is not rt:
+        state.snapshots = Snapshots(rt)
+    return state.snapshots
 
 
 def sse(event: str, data: Any, event_id: int | None = None) -> str:
@@ -147,8 +112,8 @@ def sse(event: str, data: Any, event_id: int | None = None) -> str:
 
 def server_exiting(request: Request) -> bool:
     """uvicorn waits for open responses before the lifespan shutdown runs, and tells no
-    running response; `godel serve` sets `app.state.exiting` when shutdown begins."""
-    return bool(getattr(request.app.state, "exiting", False))
+    running response; `godel serve` sets the API state's `exiting` when shutdown begins."""
+    return api_state(request.app).exiting
 
 
 async def max_seq(rt: Runtime) -> int:
@@ -165,16 +130,16 @@ class Subscription:
         self.changes: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=32)
 
     def __enter__(self) -> Subscription:
-        self.link.listeners.append(self._on_change)
+        self._unsubscribe = self.link.subscribe(self._on_change)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.link.listeners.remove(self._on_change)
+        self._unsubscribe()
 
     def _on_change(self, old: LinkState, new: LinkState) -> None:
         if self.changes.full():
             self.changes.get_nowait()
-        self.changes.put_nowait({**link_info(self.link), "state": new.value, "previous": old.value})
+        self.changes.put_nowait({**self.link.describe(), "state": new.value, "previous": old.value})
 
     async def next_change(self, timeout_s: float) -> dict[str, Any] | None:
         try:
@@ -201,7 +166,7 @@ class Feed:
     async def messages(self, with_events: bool) -> AsyncIterator[str]:
         loop = asyncio.get_running_loop()
         with Subscription(self.rt.link) as sub:
-            yield f"retry: 1000\n\n{sse('link', {**link_info(self.rt.link), 'previous': None})}"
+            yield f"retry: 1000\n\n{sse('link', {**self.rt.link.describe(), 'previous': None})}"
             next_tick = beat = loop.time()
             while not await self.stopped():
                 wait_s = next_tick - loop.time()

@@ -1,0 +1,1 @@
+"""The Redis side: the only package that imports redis."""

@@ -1,0 +1,231 @@
+"""The Link: Redis health as one state machine, and the one door every Redis call goes
+through.
+
+    connected ──(a call fails with an outage error)──────────► fallback
+    fallback  ──(recovery: the probe's PING and test write)──► recovering
+    recovering ──(recovery: backlog replayed)────────────────► connected
+    recovering ──(recovery: anything raised)─────────────────► fallback
+
+The Link only holds the state, the clients and the calls; `pipeline.recovery` drives the
+fallback → recovering → connected half (probe, replay, reconcile, reopen) and re-arms its
+probe on every entry into fallback (it subscribes here).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from godel import metrics
+from godel.config import Settings
+from godel.errors import FastLaneClosed, RedisUnavailable
+from godel.fastlane import keys
+from godel.fastlane.errors import REDIS_ERRORS, outage
+
+log = logging.getLogger("godel.link")
+T = TypeVar("T")
+
+
+class LinkState(enum.Enum):
+    """Where the fast lane stands."""
+
+    CONNECTED = "connected"  # Redis takes writes; events flow through the fast lane
+    FALLBACK = "fallback"  # Redis unusable; the ledger alone carries events; probing
+    RECOVERING = "recovering"  # Redis answers again; replaying before reopening the lane
+
+
+Listener = Callable[[LinkState, LinkState], None]
+
+
+def make_client(settings: Settings, url: str, *, blocking: bool = False) -> Redis:
+    """A Redis client that fails fast and never retries on its own: the Link decides."""
+    read_timeout = settings.redis_socket_timeout_s
+    if blocking:
+        read_timeout += settings.redis_block_timeout_s
+    client: Redis = Redis.from_url(
+        url,
+        socket_timeout=read_timeout,
+        socket_connect_timeout=settings.redis_connect_timeout_s,
+        retry=Retry(NoBackoff(), 0),
+        retry_on_timeout=False,
+        retry_on_error=[],
+        health_check_interval=0,
+        decode_responses=True,
+        max_connections=64,
+    )
+    return client
+
+
+def _reraise_cancellation(exc: BaseException) -> None:
+    """redis-py can turn a cancelled read into a connection error; a task being cancelled
+    (shutdown) must see its CancelledError, not a Redis outage."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError from exc
+
+
+async def try_call(call: Awaitable[T], default: T) -> T:
+    """A best-effort Redis operation: `default` when Redis is unavailable (the Link has
+    already moved to fallback and the recovery will make up for it)."""
+    try:
+        return await call
+    except RedisUnavailable:
+        return default
+
+
+class Link:
+    """Owns the Redis clients and the state. Tests inject a client through the constructor."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        url: str,
+        *,
+        client: Redis | None = None,
+        blocking_client: Redis | None = None,
+    ) -> None:
+        self.settings = settings
+        self.url = url
+        self.redis = client if client is not None else make_client(settings, url)
+        if blocking_client is None:
+            blocking_client = (
+                client if client is not None else make_client(settings, url, blocking=True)
+            )
+        self.blocking_redis = blocking_client
+        self.state = LinkState.FALLBACK
+        self.since = time.time()
+        self.reason: str | None = "not started"
+        self.last_error: str | None = None
+        self._listeners: list[Listener] = []
+        self._closing = False
+        self._announced = False  # "Entering fallback mode" was logged and not yet answered
+        self._export_state()
+
+    @property
+    def connected(self) -> bool:
+        return self.state is LinkState.CONNECTED
+
+    @property
+    def shutting_down(self) -> bool:
+        return self._closing
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call `listener(old, new)` on every state change; returns the unsubscribe."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    @property
+    def listener_count(self) -> int:
+        return len(self._listeners)
+
+    async def call(self, fn: Callable[[Redis], Awaitable[T]], *, blocking: bool = False) -> T:
+        """Run one Redis operation while connected; an outage becomes RedisUnavailable (and
+        fallback). Not connected: FastLaneClosed at once, nothing sent."""
+        if self.state is not LinkState.CONNECTED:
+            raise FastLaneClosed("fallback", f"link is {self.state.value}")
+        return await self._run(fn, self.blocking_redis if blocking else self.redis)
+
+    async def call_recovering(self, fn: Callable[[Redis], Awaitable[T]]) -> T:
+        """Like `call`, in any state: the recovery itself writes before the lane reopens."""
+        return await self._run(fn, self.redis)
+
+    async def _run(self, fn: Callable[[Redis], Awaitable[T]], client: Redis) -> T:
+        try:
+            return await fn(client)
+        except REDIS_ERRORS as exc:
+            _reraise_cancellation(exc)
+            err = outage(exc)
+            if err is None:
+                raise  # not an outage: a bug in Godel, raised as it is
+            if self._closing:
+                raise type(err)(err.reason, "shutting down") from exc
+            metrics.REDIS_ERRORS.labels(reason=err.reason).inc()
+            self.enter_fallback(err.reason, err.detail)
+            raise err from exc
+
+    def enter_fallback(self, reason: str, detail: str) -> None:
+        """Close the fast lane (from any state); the recovery's probe reopens it."""
+        self.last_error = detail
+        self.reason = reason
+        if self.state is LinkState.FALLBACK:
+            return
+        if not self._announced:
+            self._announced = True
+            log.warning("Entering fallback mode: %s (%s)", reason, detail)
+        self._set_state(LinkState.FALLBACK)
+
+    def begin_recovery(self) -> None:
+        if self.state is LinkState.FALLBACK:
+            self._set_state(LinkState.RECOVERING)
+
+    def reopen(self) -> None:
+        """Recovery is done: the fast lane takes events again."""
+        self.reason = None
+        self._set_state(LinkState.CONNECTED)
+
+    def announce_exit(self, replayed: int, duration_s: float) -> None:
+        if self._announced and self.connected:
+            self._announced = False
+            log.warning("Exiting fallback mode: replayed %d events in %.3f s", replayed, duration_s)
+
+    def _set_state(self, new: LinkState) -> None:
+        old = self.state
+        if old is new:
+            return
+        self.state = new
+        self.since = time.time()
+        metrics.FALLBACK_TRANSITIONS.labels(to=new.value).inc()
+        self._export_state()
+        for listener in list(self._listeners):
+            listener(old, new)
+
+    def _export_state(self) -> None:
+        metrics.REDIS_UP.set(1 if self.state is LinkState.CONNECTED else 0)
+        metrics.FALLBACK_ACTIVE.set(0 if self.state is LinkState.CONNECTED else 1)
+        for state in LinkState:
+            metrics.LINK_STATE.labels(state=state.value).set(1 if state is self.state else 0)
+
+    async def probe(self) -> None:
+        """Can Redis take writes? PING is not enough: OOM, MISCONF and READONLY servers
+        answer PING but refuse writes, so the probe also writes a key that expires."""
+        # Pooled connections from before the outage are dead sockets: without retries, the
+        # first command on each would fail and send us straight back into fallback.
+        await self.redis.connection_pool.disconnect()
+        if self.blocking_redis is not self.redis:
+            await self.blocking_redis.connection_pool.disconnect()
+        try:
+            await self.redis.ping()
+            await self.redis.set(keys.PROBE, str(time.time()), px=60_000)
+        except REDIS_ERRORS as exc:
+            _reraise_cancellation(exc)
+            err = outage(exc)
+            if err is None:
+                err = RedisUnavailable("other", f"{type(exc).__name__}: {exc}")
+            raise err from exc
+
+    def closing(self) -> None:
+        """Shutdown has begun: errors from here on are ours, not Redis's."""
+        self._closing = True
+
+    async def close(self) -> None:
+        self._closing = True
+        await self.redis.aclose()
+        if self.blocking_redis is not self.redis:
+            await self.blocking_redis.aclose()
+
+    def describe(self) -> dict[str, Any]:
+        connected = self.state is LinkState.CONNECTED
+        return {
+            "state": self.state.value,
+            "since": self.since,
+            "reason": None if connected else self.reason,
+            "last_error": self.last_error,
+        }

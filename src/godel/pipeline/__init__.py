@@ -1,0 +1,1 @@
+"""The moving parts: ingest, workers, retries, recovery, dead letters, upkeep."""

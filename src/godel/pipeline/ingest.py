@@ -1,0 +1,143 @@
+"""Ingest: the group commit into the ledger and the pusher onto the fast lane, shared by
+the HTTP API and the Python Producer.
+
+`Ingest.submit` acknowledges only what the ledger has committed. Concurrent calls are
+group-committed: while one transaction is in flight, new events gather, and the next
+transaction takes them all, followed by one LPUSH for the whole group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from godel import metrics
+from godel.config import Settings
+from godel.errors import LedgerUnavailable, RedisUnavailable
+from godel.event import Event
+from godel.fastlane.queue import FastLane
+from godel.store import ledger
+from godel.store.database import BUSY, Database
+
+log = logging.getLogger("godel.ingest")
+# Up to this many rows commit on the event loop thread (about 0.1 ms); more go to a thread.
+INLINE_MAX_ROWS = 200
+
+
+@dataclass(slots=True)
+class Ack:
+    """What a client gets back: ids in request order, which were already known, the mode."""
+
+    ids: list[str]
+    duplicates: list[str]
+    mode: str
+
+
+@dataclass(slots=True)
+class _Waiting:
+    events: list[Event]
+    future: asyncio.Future[Ack]
+
+
+class Ingest:
+    """Group-commits events into the ledger, then pushes them onto the fast lane.
+
+    The acknowledgement waits for the commit, not for Redis: a separate pusher sends the
+    ids of each committed group in one LPUSH while the next group commits. A push that
+    fails marks its events undispatched (the replay sends them); a crash between commit
+    and push leaves them to the reconciler."""
+
+    def __init__(self, settings: Settings, db: Database, lane: FastLane) -> None:
+        self.settings = settings
+        self.db = db
+        self.lane = lane
+        self._waiting: list[_Waiting] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._to_push: list[str] = []
+        self._pusher: asyncio.Task[None] | None = None
+
+    async def submit(self, events: list[Event]) -> Ack:
+        """Record `events` durably; answers once their group has committed."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Ack] = loop.create_future()
+        self._waiting.append(_Waiting(events, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = loop.create_task(self._flush_loop(), name="godel-ingest-commit")
+        return await asyncio.shield(future)
+
+    async def close(self) -> None:
+        for task in (self._flusher, self._pusher):
+            if task is not None:
+                await asyncio.gather(task, return_exceptions=True)
+        if self._to_push:  # committed after the pusher's last round
+            await self._push_loop()
+
+    def _take(self) -> list[_Waiting]:
+        taken: list[_Waiting] = []
+        rows = 0
+        while self._waiting and (
+            not taken or rows + len(self._waiting[0].events) <= self.settings.ingest_commit_max_rows
+        ):
+            item = self._waiting.pop(0)
+            rows += len(item.events)
+            taken.append(item)
+        return taken
+
+    async def _flush_loop(self) -> None:
+        while self._waiting:
+            group = self._take()
+            try:
+                await self._flush(group)
+            except Exception as exc:  # resolve every waiter; the error is theirs to answer
+                for item in group:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
+
+    async def _flush(self, group: list[_Waiting]) -> None:
+        dispatched = self.lane.link.connected
+        rows = [(ev, dispatched) for item in group for ev in item.events]
+        inserted = await self._insert(rows)
+        metrics.LEDGER_COMMIT_ROWS.observe(len(rows))
+        new_ids = [ev.id for ev, _ in rows if ev.id in inserted]
+        mode = "redis" if dispatched else "fallback"
+        if dispatched and new_ids:
+            self._to_push.extend(dict.fromkeys(new_ids))
+            if self._pusher is None or self._pusher.done():
+                self._pusher = asyncio.get_running_loop().create_task(
+                    self._push_loop(), name="godel-ingest-push"
+                )
+        metrics.EVENTS_ACCEPTED.labels(mode).inc(len(inserted))
+        fresh = set(inserted)
+        for item in group:
+            ids = [ev.id for ev in item.events]
+            duplicates = [i for i in ids if i not in fresh]
+            fresh.difference_update(ids)
+            if not item.future.done():
+                item.future.set_result(Ack(ids=ids, duplicates=duplicates, mode=mode))
+
+    async def _insert(self, rows: list[tuple[Event, bool]]) -> set[str]:
+        if self.db.is_sqlite and len(rows) <= INLINE_MAX_ROWS:
+            done = self.db.write_inline(ledger.insert_events_raw, True, rows)
+            if done is not BUSY:
+                return done
+        return await self.db.write_raw(ledger.insert_events_raw, self.db.is_sqlite, rows)
+
+    async def _push_loop(self) -> None:
+        while self._to_push:
+            ids, self._to_push = self._to_push, []
+            await self._push(ids)
+
+    async def _push(self, ids: list[str]) -> None:
+        try:
+            await self.lane.push(ids)
+            return
+        except RedisUnavailable:
+            pass
+        except Exception:  # not an outage we know; the events still must not be stranded
+            log.exception("pushing %d events failed; leaving them to the replay", len(ids))
+        try:
+            await self.db.write(ledger.mark_undispatched, ids)
+        except LedgerUnavailable as err:
+            # Committed but flagged as pushed: the reconciler finds them after its deadline.
+            log.error("could not flag %d events undispatched: %s", len(ids), err)

@@ -1,0 +1,233 @@
+"""The worker: claim → handle → mark processed in the ledger, once → ack.
+
+Connected, it claims from Redis (a Lua batch claim, or BLMOVE when the queue is empty);
+in fallback it claims straight from the ledger. It never stops on a Redis error: the Link
+turns errors into fallback, and the next loop claims from wherever events are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import suppress
+from typing import Any
+
+from godel import metrics
+from godel.config import Settings
+from godel.errors import LedgerUnavailable, RedisUnavailable
+from godel.event import UNFINISHED, Event
+from godel.fastlane.link import try_call
+from godel.fastlane.queue import FastLane, Outcome
+from godel.handlers import Registry
+from godel.pipeline.retry import RetryPolicy
+from godel.store import ledger
+from godel.store.database import Database
+from godel.store.ledger import Failure
+
+log = logging.getLogger("godel.worker")
+AfterCommit = Callable[[Sequence[Event]], Awaitable[None]]
+
+
+def worker_name(index: int = 0) -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{index}"
+
+
+class Worker:
+    """One claim loop. Run several for concurrency; they share nothing but the stores."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: Settings,
+        *,
+        db: Database,
+        lane: FastLane,
+        registry: Registry,
+        after_commit: AfterCommit | None = None,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.db = db
+        self.lane = lane
+        self.registry = registry
+        self.retry = RetryPolicy.from_settings(settings)
+        self.after_commit = after_commit
+        self.processed = 0
+        self._idle_s = 0.05
+        self._last_beat = 0.0
+
+    @property
+    def connected(self) -> bool:
+        return self.lane.link.connected
+
+    async def run(self, stop: asyncio.Event, *, burst: bool = False) -> int:
+        """Loop until `stop` is set (or, with `burst`, until the ledger has nothing open)."""
+        log.info("worker %s started", self.name)
+        try:
+            while not stop.is_set():
+                try:
+                    handled = await self.run_once(block=not burst)
+                except Exception:
+                    # A worker must never die quietly; whatever this was, the claims it
+                    # holds come back through the reaper or the ledger claim's expiry.
+                    log.exception("worker %s: unexpected error; continuing", self.name)
+                    await self._idle(stop)
+                    continue
+                if handled:
+                    self._idle_s = 0.05
+                    continue
+                if burst and await self._drained():
+                    break
+                if not self.connected or burst:
+                    await self._idle(stop)
+        finally:
+            await asyncio.shield(try_call(self.lane.leave(self.name), None))
+        log.info("worker %s stopped after %d events", self.name, self.processed)
+        return self.processed
+
+    async def _idle(self, stop: asyncio.Event) -> None:
+        with suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), self._idle_s)
+            return
+        self._idle_s = min(self._idle_s * 2, 1.0)
+
+    async def _drained(self) -> bool:
+        counts = await self.db.read(ledger.count_by_status)
+        return not any(counts.get(s, 0) for s in UNFINISHED)
+
+    async def run_once(self, block: bool = False) -> int:
+        """Claim and process one batch; returns how many events were claimed."""
+        try:
+            if self.connected:
+                return await self._from_redis(block)
+            return await self._from_ledger()
+        except RedisUnavailable:
+            return 0
+        except LedgerUnavailable as err:
+            log.warning("worker %s: ledger unavailable (%s); backing off", self.name, err)
+            await asyncio.sleep(1.0)
+            return 0
+
+    async def _from_redis(self, block: bool) -> int:
+        s = self.settings
+        ids = await self.lane.claim(self.name, s.worker_batch_size, s.worker_lease_s)
+        if not ids and block:
+            await self._heartbeat()
+            one = await self.lane.claim_blocking(self.name, s.redis_block_timeout_s)
+            ids = [one] if one else []
+        if not ids:
+            return 0
+        try:
+            events = await self.db.read(ledger.fetch_claimable, ids, time.time())
+        except LedgerUnavailable:
+            await try_call(self.lane.requeue_own(self.name), 0)  # else the reaper does
+            raise
+        await self._process(events, ids, claimed_by=None)
+        return len(ids)
+
+    async def _heartbeat(self) -> None:
+        now = time.monotonic()
+        if now - self._last_beat >= self.settings.worker_lease_s / 3:
+            self._last_beat = now
+            await self.lane.heartbeat(self.name, self.settings.worker_lease_s)
+
+    async def _from_ledger(self) -> int:
+        s = self.settings
+        events = await self.db.write(
+            ledger.claim_from_ledger, self.name, s.worker_batch_size, time.time(), s.worker_lease_s
+        )
+        if events:
+            await self._process(events, [e.id for e in events], claimed_by=self.name)
+        return len(events)
+
+    async def _process(
+        self, events: Sequence[Event], claimed: Sequence[str], claimed_by: str | None
+    ) -> None:
+        ok, failures = await self._run_handlers(events)
+        now = time.time()
+        try:
+            won = await self.db.write(self._commit, ok, failures, now, claimed_by)
+        except LedgerUnavailable:
+            if claimed_by is None:
+                await try_call(self.lane.requeue_own(self.name), 0)
+            raise
+        except Exception:  # a transactional handler raised: settle event by event
+            won, failures = await self._commit_one_by_one(ok, failures, now, claimed_by)
+        if claimed_by is None:  # ledger claims: the ledger row already says where it is
+            await try_call(self.lane.settle(self.name, self._outcome(claimed, failures)), None)
+        self._account(len(claimed), won, failures)
+        if self.after_commit is not None:
+            await self.after_commit([e for e in ok if e.id in won])
+
+    async def _run_handlers(self, events: Sequence[Event]) -> tuple[list[Event], list[Failure]]:
+        ok: list[Event] = []
+        failures: list[Failure] = []
+        for event in events:
+            handlers, _ = self.registry.match(event.type)
+            started = time.perf_counter()
+            try:
+                for fn in handlers:
+                    await fn(event)
+            except Exception as exc:
+                failures.append(self.retry.failure(event, exc))
+            else:
+                ok.append(event)
+            metrics.PROCESSING_SECONDS.observe(time.perf_counter() - started)
+        return ok, failures
+
+    def _commit(
+        self,
+        conn: Any,
+        ok: Sequence[Event],
+        failures: Sequence[Failure],
+        now: float,
+        claimed_by: str | None,
+    ) -> set[str]:
+        """One transaction: mark processed (only what we win), apply transactional
+        handlers for exactly those, record failures."""
+        won = ledger.mark_processed(conn, [e.id for e in ok], now, claimed_by)
+        for event in ok:
+            if event.id in won:
+                for fn in self.registry.match(event.type)[1]:
+                    fn(conn, event)
+        ledger.record_failures(conn, failures, now, via_redis=claimed_by is None)
+        return won
+
+    async def _commit_one_by_one(
+        self, ok: Sequence[Event], failures: list[Failure], now: float, claimed_by: str | None
+    ) -> tuple[set[str], list[Failure]]:
+        won: set[str] = set()
+        failures = list(failures)
+        for event in ok:
+            try:
+                won |= await self.db.write(self._commit, [event], [], now, claimed_by)
+            except LedgerUnavailable:
+                raise
+            except Exception as exc:
+                log.warning("handler failed for %s (%s): %s", event.id, event.type, exc)
+                failures.append(self.retry.failure(event, exc))
+        await self.db.write(ledger.record_failures, failures, now, claimed_by is None)
+        return won, failures
+
+    @staticmethod
+    def _outcome(claimed: Sequence[str], failures: Sequence[Failure]) -> Outcome:
+        failed = {f.event.id for f in failures}
+        outcome = Outcome(done=[i for i in claimed if i not in failed])
+        for f in failures:
+            if f.dead:
+                outcome.dead.append((f.event.id, f.event.type))
+            else:
+                outcome.retry[f.event.id] = f.available_at
+        return outcome
+
+    def _account(self, claimed: int, won: set[str], failures: Sequence[Failure]) -> None:
+        dead = sum(1 for f in failures if f.dead)
+        metrics.EVENTS_PROCESSED.labels("processed").inc(len(won))
+        metrics.EVENTS_PROCESSED.labels("retried").inc(len(failures) - dead)
+        metrics.EVENTS_PROCESSED.labels("dead").inc(dead)
+        metrics.EVENTS_PROCESSED.labels("duplicate").inc(claimed - len(won) - len(failures))
+        self.processed += len(won)

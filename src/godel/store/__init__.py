@@ -1,0 +1,1 @@
+"""The SQL side: the only package that imports SQLAlchemy (and Alembic)."""

@@ -1,0 +1,192 @@
+"""Engines for the ledger, and running database work off the event loop.
+
+All database work is plain synchronous SQLAlchemy Core, run in a small thread pool: one
+thread hop per unit of work (a group commit, a claim, a batch mark) instead of one per
+statement. SQLite gets WAL, a busy timeout and `BEGIN IMMEDIATE` for writers, so two
+processes sharing the file queue for the write lock instead of failing on upgrade.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import functools
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, event, exc, text
+from sqlalchemy.engine import make_url
+
+from godel.errors import LedgerUnavailable
+
+T = TypeVar("T")
+
+
+class Busy(enum.Enum):
+    """The SQLite write lock was taken; try again off the event loop."""
+
+    BUSY = "busy"
+
+
+BUSY = Busy.BUSY
+
+
+def normalize_url(url: str) -> str:
+    """Accept the usual spellings of a PostgreSQL URL and use the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://", "postgresql+asyncpg://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _sqlite_engine(url: str, synchronous: str, writer: bool) -> Engine:
+    parsed = make_url(url)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, pool_size=8, max_overflow=8, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, see below
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA synchronous={synchronous}")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # IMMEDIATE takes the write lock up front: a deferred transaction that reads and then
+        # writes can fail with SQLITE_BUSY without waiting, which busy_timeout cannot help.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+
+    return engine
+
+
+class Database:
+    """Engines for the ledger plus a bounded thread pool to run database work in."""
+
+    def __init__(self, url: str, *, threads: int = 4, sqlite_synchronous: str = "NORMAL") -> None:
+        self.url = normalize_url(url)
+        self.is_sqlite = self.url.startswith("sqlite")
+        if self.is_sqlite:
+            self.engine = _sqlite_engine(self.url, sqlite_synchronous, writer=True)
+            self.read_engine = _sqlite_engine(self.url, sqlite_synchronous, writer=False)
+        else:
+            self.engine = create_engine(
+                self.url,
+                pool_size=threads + 2,
+                max_overflow=4,
+                pool_pre_ping=True,
+                connect_args={"connect_timeout": 5},
+            )
+            self.read_engine = self.engine
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="godel-db")
+        self._synchronous = sqlite_synchronous
+        self._inline: sqlite3.Connection | None = None
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(conn, *args)` in one committed transaction."""
+        result: T = await self._run(self._in_tx, self.engine, fn, *args)
+        return result
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        result: T = await self._run(self._in_tx, self.read_engine, fn, *args)
+        return result
+
+    def write_inline(self, fn: Callable[..., T], *args: Any) -> T | Busy:
+        """SQLite only: run `fn(dbapi_connection, *args)` in a transaction on the calling
+        thread when the write lock is free right now, else return BUSY (use `write_raw`).
+
+        A small commit costs less than the hop to a thread and back, which is most of a
+        single event's latency; a lock held elsewhere must never stall the event loop,
+        hence busy_timeout=0 on this connection."""
+        conn = self._inline_connection()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as err:
+            if "locked" in str(err) or "busy" in str(err):
+                return BUSY
+            raise LedgerUnavailable(str(err)) from err
+        try:
+            result = fn(conn, *args)
+            conn.commit()
+            return result
+        except sqlite3.OperationalError as err:
+            conn.rollback()
+            raise LedgerUnavailable(str(err)) from err
+        except BaseException:
+            conn.rollback()
+            raise
+
+    def _inline_connection(self) -> sqlite3.Connection:
+        if self._inline is None:
+            path = make_url(self.url).database or ":memory:"
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            conn.execute("PRAGMA busy_timeout=0")
+            self._inline = conn
+        return self._inline
+
+    async def write_raw(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(dbapi_connection, *args)` in one committed transaction, without
+        SQLAlchemy's per-statement machinery: for the ingest hot path only."""
+        result: T = await self._run(self._raw_tx, fn, *args)
+        return result
+
+    def _raw_tx(self, fn: Callable[..., T], *args: Any) -> T:
+        pooled = self.engine.raw_connection()
+        dbapi_conn: Any = pooled.driver_connection
+        try:
+            if self.is_sqlite:
+                dbapi_conn.execute("BEGIN IMMEDIATE")
+            result = fn(dbapi_conn, *args)
+            dbapi_conn.commit()
+            return result
+        except BaseException:
+            dbapi_conn.rollback()
+            raise
+        finally:
+            pooled.close()
+
+    @staticmethod
+    def _in_tx(engine: Engine, fn: Callable[..., T], *args: Any) -> T:
+        with engine.begin() as conn:
+            result: T = fn(conn, *args)
+            return result
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        call = functools.partial(self._translate, fn, *args)
+        return await loop.run_in_executor(self._pool, call)
+
+    def _translate(self, fn: Callable[..., T], *args: Any) -> T:
+        dbapi = self.engine.dialect.dbapi
+        raw_errors: tuple[type[Exception], ...] = (
+            (dbapi.OperationalError, dbapi.InterfaceError) if dbapi is not None else ()
+        )
+        try:
+            return fn(*args)
+        except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError) as err:
+            raise LedgerUnavailable(str(err.orig if hasattr(err, "orig") else err)) from err
+        except raw_errors as err:
+            raise LedgerUnavailable(str(err)) from err
+
+    async def ping(self) -> bool:
+        try:
+            await self.read(lambda conn: conn.execute(text("SELECT 1")).scalar())
+        except LedgerUnavailable:
+            return False
+        return True
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=False)
+        if self._inline is not None:
+            self._inline.close()
+        self.engine.dispose()
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose()

@@ -1,0 +1,113 @@
+"""The Link's own transitions, driven by a fake client injected through its constructor."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from redis import exceptions as rex
+
+from godel.errors import FastLaneClosed, RedisConnectionLost, RedisRefusingWrites
+from godel.fastlane.link import Link, LinkState, try_call
+from tests.unit.fastlane.fakes import FAST, FakeRedis, down
+
+
+def make_link() -> tuple[Link, FakeRedis, list[tuple[LinkState, LinkState]]]:
+    fake = FakeRedis()
+    link = Link(FAST, "redis://fake:1/0", client=fake)  # type: ignore[arg-type]
+    changes: list[tuple[LinkState, LinkState]] = []
+    link.subscribe(lambda old, new: changes.append((old, new)))
+    return link, fake, changes
+
+
+async def connected_link() -> tuple[Link, FakeRedis, list[tuple[LinkState, LinkState]]]:
+    link, fake, changes = make_link()
+    link.begin_recovery()
+    link.reopen()
+    changes.clear()
+    return link, fake, changes
+
+
+async def test_a_new_link_is_in_fallback_until_recovered() -> None:
+    link, _, changes = make_link()
+    assert link.state is LinkState.FALLBACK and link.reason == "not started"
+    with pytest.raises(FastLaneClosed):
+        await link.call(lambda r: r.ping())
+    link.begin_recovery()
+    link.reopen()
+    assert link.connected and link.reason is None
+    assert changes == [
+        (LinkState.FALLBACK, LinkState.RECOVERING),
+        (LinkState.RECOVERING, LinkState.CONNECTED),
+    ]
+
+
+async def test_an_outage_error_enters_fallback_once_and_logs_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="godel")
+    link, fake, changes = await connected_link()
+    fake.fail_with = down()
+    with pytest.raises(RedisConnectionLost) as caught:
+        await link.call(lambda r: r.ping())
+    assert caught.value.reason == "connection"
+    assert link.state is LinkState.FALLBACK and link.reason == "connection"
+    assert changes == [(LinkState.CONNECTED, LinkState.FALLBACK)]
+    # Further calls do not even reach the client, and log nothing more.
+    with pytest.raises(FastLaneClosed):
+        await link.call(lambda r: r.ping())
+    assert caplog.text.count("Entering fallback mode") == 1
+
+
+async def test_refusing_writes_is_an_outage_of_its_own_kind() -> None:
+    link, fake, _ = await connected_link()
+    fake.fail_with = rex.OutOfMemoryError("command not allowed when used memory > 'maxmemory'")
+    with pytest.raises(RedisRefusingWrites):
+        await link.call(lambda r: r.set("k", "v"))
+    assert link.state is LinkState.FALLBACK and link.reason == "oom"
+
+
+async def test_an_unclassified_error_while_connected_is_raised_as_is() -> None:
+    link, fake, changes = await connected_link()
+    fake.fail_with = rex.ResponseError("WRONGTYPE Operation against a key")
+    with pytest.raises(rex.ResponseError):
+        await link.call(lambda r: r.get("k"))
+    assert link.connected and not changes  # a bug in Godel, not an outage
+
+
+async def test_try_call_answers_the_default_during_an_outage() -> None:
+    link, fake, _ = await connected_link()
+    assert await try_call(link.call(lambda r: r.set("k", "v")), False) is True
+    fake.fail_with = down()
+    assert await try_call(link.call(lambda r: r.get("k")), "default") == "default"
+    assert await try_call(link.call(lambda r: r.get("k")), "again") == "again"  # closed lane
+
+
+async def test_the_probe_needs_a_write_not_just_ping() -> None:
+    link, fake, _ = make_link()
+    await link.probe()
+    assert "godel:link:probe" in fake.data
+    assert fake.connection_pool.disconnects == 1  # stale pooled sockets are dropped first
+    fake.fail_with = rex.ResponseError("MISCONF Redis is configured to save RDB snapshots")
+    with pytest.raises(RedisRefusingWrites):
+        await link.probe()
+
+
+async def test_shutdown_errors_are_not_outages() -> None:
+    link, fake, changes = await connected_link()
+    link.closing()
+    fake.fail_with = down()
+    with pytest.raises(RedisConnectionLost, match="shutting down"):
+        await link.call(lambda r: r.ping())
+    assert link.connected and not changes
+
+
+async def test_unsubscribe_stops_notifications() -> None:
+    link, _, _ = make_link()
+    seen: list[LinkState] = []
+    unsubscribe = link.subscribe(lambda old, new: seen.append(new))
+    before = link.listener_count
+    unsubscribe()
+    assert link.listener_count == before - 1
+    link.begin_recovery()
+    assert seen == []
