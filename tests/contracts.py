@@ -10,5 +10,8 @@ ALERT_NAMES = frozenset(
         "GodelDeadLetters",
         "GodelUndispatchedBacklogGrowing",
         "GodelReplayStalled",
+        "GodelWorkersMissing",
+        "GodelTargetDown",
+        "GodelLedgerUnavailable",
     }
 )

@@ -11,6 +11,7 @@ import sys
 import threading
 import tomllib
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from k8s_objects import ROOT
@@ -101,7 +102,12 @@ def test_godel_console_script_is_declared() -> None:
     target = pyproject["project"]["scripts"]["godel"]
     module, _, func = target.partition(":")
     assert module == "godel.cli" and func
-    assert (ROOT / "src" / "godel" / "cli.py").exists()
+    # A module (src/godel/cli.py) or a package (src/godel/cli/__init__.py) defining or
+    # importing the entry point.
+    base = ROOT / "src" / Path(*module.split("."))
+    sources = [p for p in (base.with_suffix(".py"), base / "__init__.py") if p.exists()]
+    assert sources, f"no source for {module}"
+    assert re.search(rf"\b(def|import) {func}\b|import .*\b{func}\b", sources[0].read_text())
 
 
 def _healthcheck_command() -> list[str]:

@@ -3,12 +3,14 @@ names the runbook relies on (namespace godel, StatefulSet/Service redis, ...).""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from crd_objects import check_crd, is_crd, is_duration, trigger
 from k8s_objects import (
     K8S_DIR,
     NAMESPACE,
@@ -34,23 +37,18 @@ from k8s_objects import (
 from tests.contracts import ALERT_NAMES
 
 K8S_VERSION = kubernetes_validate.latest_version()
-CRD_KINDS = {
-    ("monitoring.coreos.com/v1", "ServiceMonitor"),
-    ("monitoring.coreos.com/v1", "PodMonitor"),
-    ("monitoring.coreos.com/v1", "PrometheusRule"),
-}
 CLUSTER_SCOPED = {"Namespace"}
 EXPECTED_ALERTS = ALERT_NAMES
 ALERTS_FILE = ROOT / "monitoring" / "alerts.yml"
+RUNBOOK_PLACEHOLDER = "${RUNBOOK_BASE_URL}"
 
 _DOCS = [
     pytest.param(doc, id=f"{path.name}:{doc['kind']}/{doc['metadata']['name']}")
     for path in manifest_files()
     for doc in load_file(path)
 ]
-_BUILTIN_DOCS = [
-    p for p in _DOCS if (p.values[0]["apiVersion"], p.values[0]["kind"]) not in CRD_KINDS
-]
+_BUILTIN_DOCS = [p for p in _DOCS if not is_crd(p.values[0])]
+_CRD_DOCS = [p for p in _DOCS if is_crd(p.values[0])]
 
 
 def _env(c: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -81,7 +79,8 @@ def test_expected_files_exist() -> None:
     names = {p.name for p in manifest_files()}
     expected = {
         "namespace.yaml", "redis.yaml", "api.yaml", "workers.yaml", "postgres.yaml",
-        "secret.example.yaml", "ingress.yaml", "monitoring.yaml",
+        "secret.example.yaml", "ingress.yaml", "monitoring.yaml", "podmonitor.yaml",
+        "keda-scaledobject.yaml", "api-hpa.yaml",
     }  # fmt: skip
     assert expected <= names
 
@@ -90,6 +89,19 @@ def test_expected_files_exist() -> None:
 def test_object_validates_against_kubernetes_schema(doc: dict[str, Any]) -> None:
     # strict: unknown fields (typos such as `readinesProbe`) are errors too.
     kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("doc", _CRD_DOCS)
+def test_custom_resource_structure(doc: dict[str, Any]) -> None:
+    # No JSON schema for Prometheus Operator / KEDA objects: required and known fields.
+    check_crd(doc)
+
+
+def test_every_kind_is_checked() -> None:
+    kinds = {(p.values[0]["apiVersion"], p.values[0]["kind"]) for p in _CRD_DOCS}
+    assert ("keda.sh/v1alpha1", "ScaledObject") in kinds
+    assert ("monitoring.coreos.com/v1", "PodMonitor") in kinds
+    assert len(_BUILTIN_DOCS) + len(_CRD_DOCS) == len(_DOCS)
 
 
 def test_validator_rejects_a_broken_object() -> None:
@@ -354,6 +366,72 @@ def test_worker_command() -> None:
     assert "GODEL_WORKERS" not in _env(worker)
 
 
+def test_worker_probes_ask_its_metrics_port() -> None:
+    worker = _container("Deployment", "godel-worker", "godel-worker")
+    ports = {p["name"]: p["containerPort"] for p in worker["ports"]}
+    assert str(ports["metrics"]) == _env(worker)["GODEL_WORKER_METRICS_PORT"]["value"]
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert worker[probe]["httpGet"] == {"path": "/metrics", "port": "metrics"}, probe
+    # A worker restarted by its liveness probe loses no event, but must not be killed
+    # while slow to answer: the failure window stays well above a scrape's timeout.
+    live = worker["livenessProbe"]
+    assert live["periodSeconds"] * live["failureThreshold"] >= 30
+
+
+def _godel_cli() -> str:
+    cli = Path(sys.executable).with_name("godel")
+    found = str(cli) if cli.exists() else shutil.which("godel")
+    if found is None:
+        pytest.skip("the godel console script is not installed")
+    return found
+
+
+def test_godel_worker_serves_the_probed_metrics_port(tmp_path: Path) -> None:
+    """The probes and the PodMonitor rely on `godel worker` serving /metrics on
+    GODEL_WORKER_METRICS_PORT: run the real worker (SQLite ledger, Redis unreachable, so
+    in fallback) with the manifest's env and ask it what the kubelet would."""
+    worker = _container("Deployment", "godel-worker", "godel-worker")
+    assert worker["args"] == ["worker"]
+    port = _free_port()
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "GODEL_DATA_DIR": str(tmp_path / "data"),
+        "GODEL_REDIS_URL": f"redis://127.0.0.1:{_free_port()}/0",
+        "GODEL_WORKER_METRICS_PORT": str(port),
+        "GODEL_LOG_LEVEL": "WARNING",
+    }
+    path = worker["livenessProbe"]["httpGet"]["path"]
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [_godel_cli(), *worker["args"]], env=env, cwd=tmp_path,
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        body = ""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
+                    assert r.status == 200
+                    body = r.read().decode()
+                    break
+            except OSError:
+                time.sleep(0.2)
+        assert body, f"no answer on :{port}{path}; exit {proc.poll()}: {log.read_text()[-2000:]}"
+        # What the KEDA ScaledObject and the PodMonitor's consumers read.
+        assert "godel_events_processed_total" in body
+        assert "godel_fallback_queued_events" in body
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 @pytest.mark.parametrize("name", ["godel-api", "godel-worker"])
 def test_pods_migrate_the_schema_before_starting(name: str) -> None:
     (init,) = pod_spec(get("Deployment", name))["initContainers"]
@@ -436,10 +514,6 @@ def test_ingress_routes_api_godel_local_to_the_api_service() -> None:
 # --- monitoring.yaml: Prometheus Operator objects (no schema in kubernetes-validate) ---
 
 
-def _is_duration(s: str) -> bool:
-    return re.fullmatch(r"(\d+(ms|s|m|h|d|w|y))+", s) is not None
-
-
 def test_service_monitor_scrapes_the_api_metrics() -> None:
     sm = get("ServiceMonitor", "godel-api")
     assert sm["apiVersion"] == "monitoring.coreos.com/v1"
@@ -450,7 +524,7 @@ def test_service_monitor_scrapes_the_api_metrics() -> None:
     (endpoint,) = sm["spec"]["endpoints"]
     assert endpoint["path"] == "/metrics"
     assert endpoint["port"] in {p["name"] for p in svc["spec"]["ports"]}
-    assert _is_duration(endpoint["interval"]) and _is_duration(endpoint["scrapeTimeout"])
+    assert is_duration(endpoint["interval"]) and is_duration(endpoint["scrapeTimeout"])
 
 
 def test_pod_monitor_scrapes_the_worker_metrics() -> None:
@@ -478,7 +552,7 @@ def test_prometheus_rule_structure() -> None:
             assert "alert" in rule, "only alerting rules are expected here"
             assert set(rule) <= {"alert", "expr", "for", "keep_firing_for", "labels", "annotations"}
             assert isinstance(rule["expr"], str) and rule["expr"].strip()
-            assert _is_duration(rule.get("for", "0s"))
+            assert is_duration(rule.get("for", "0s"))
             assert rule["labels"]["severity"] in {"critical", "warning", "info"}
             ann = rule["annotations"]
             for key in ("summary", "description", "runbook_url"):
@@ -491,8 +565,18 @@ def test_prometheus_rule_structure() -> None:
 def test_prometheus_rule_equals_monitoring_alerts_yml() -> None:
     if not ALERTS_FILE.exists():
         pytest.skip("monitoring/alerts.yml does not exist yet (written by the monitoring task)")
-    source = yaml.safe_load(ALERTS_FILE.read_text(encoding="utf-8"))
-    assert get("PrometheusRule", "godel")["spec"]["groups"] == source["groups"], (
+    text = ALERTS_FILE.read_text(encoding="utf-8")
+    groups = get("PrometheusRule", "godel")["spec"]["groups"]
+    if RUNBOOK_PLACEHOLDER in text:
+        # The generator fills the runbook links' placeholder with a base URL (its option,
+        # its environment or its default): read it off the first link and fill in the same.
+        ours = yaml.safe_load(text)["groups"][0]["rules"][0]["annotations"]["runbook_url"]
+        theirs = groups[0]["rules"][0]["annotations"]["runbook_url"]
+        assert ours.startswith(RUNBOOK_PLACEHOLDER), ours
+        tail = ours.removeprefix(RUNBOOK_PLACEHOLDER)
+        assert theirs.endswith(tail) and theirs.startswith("http"), theirs
+        text = text.replace(RUNBOOK_PLACEHOLDER, theirs.removesuffix(tail))
+    assert groups == yaml.safe_load(text)["groups"], (
         "k8s/monitoring.yaml is stale: run scripts/gen-prometheusrule.py"
     )
 
@@ -505,3 +589,57 @@ def test_generated_rule_files_are_up_to_date() -> None:
         [sys.executable, str(script), "--check"], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_pod_monitor_is_in_its_own_file() -> None:
+    kinds = {d["kind"] for d in load_file(K8S_DIR / "podmonitor.yaml")}
+    assert kinds == {"PodMonitor"}
+    assert "PodMonitor" not in {d["kind"] for d in load_file(K8S_DIR / "monitoring.yaml")}
+    pm = get("PodMonitor", "godel-worker")
+    assert pm["spec"]["namespaceSelector"]["matchNames"] == [NAMESPACE]
+
+
+# --- optional autoscaling: keda-scaledobject.yaml, api-hpa.yaml ------------------------
+
+
+def test_keda_scales_the_workers_on_the_pending_list() -> None:
+    (so,) = load_file(K8S_DIR / "keda-scaledobject.yaml")
+    assert so["kind"] == "ScaledObject" and so["metadata"]["name"] == "godel-worker"
+    assert get("Deployment", so["spec"]["scaleTargetRef"]["name"])
+    assert 1 <= so["spec"]["minReplicaCount"] <= so["spec"]["maxReplicaCount"]
+    redis = trigger(so, "pending-queue")
+    assert redis["type"] == "redis"
+    meta = redis["metadata"]
+    assert meta["listName"] == "godel:queue:pending"
+    assert int(meta["listLength"]) > 0
+    # The same Redis the workers use.
+    worker_url = _env(_container("Deployment", "godel-worker", "godel-worker"))
+    m = re.fullmatch(r"redis://([^/]+)/(\d+)", worker_url["GODEL_REDIS_URL"]["value"])
+    assert m and meta["address"] == m.group(1) and meta["databaseIndex"] == m.group(2)
+
+
+def test_keda_scales_the_workers_on_the_undispatched_backlog() -> None:
+    so = get("ScaledObject", "godel-worker")
+    prom = trigger(so, "undispatched-backlog")
+    assert prom["type"] == "prometheus"
+    meta = prom["metadata"]
+    assert re.fullmatch(r"https?://[^/]+(/.*)?", meta["serverAddress"])
+    assert "godel_fallback_queued_events" in meta["query"]
+    # One ledger-wide count reported by every process: max, never sum.
+    assert meta["query"].startswith("max(")
+    assert f'namespace="{NAMESPACE}"' in meta["query"]
+    assert float(meta["threshold"]) > 0
+
+
+def test_api_hpa_targets_the_api_on_cpu() -> None:
+    hpa = get("HorizontalPodAutoscaler", "godel-api")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    target = hpa["spec"]["scaleTargetRef"]
+    assert (target["kind"], target["name"]) == ("Deployment", "godel-api")
+    (metric,) = hpa["spec"]["metrics"]
+    assert metric["resource"]["name"] == "cpu"
+    assert metric["resource"]["target"]["type"] == "Utilization"
+    # Utilization is a share of requests.cpu: without it the HPA cannot compute one.
+    assert _container("Deployment", "godel-api", "godel-api")["resources"]["requests"]["cpu"]
+    pdb = get("PodDisruptionBudget", "godel-api")
+    assert pdb["spec"]["minAvailable"] < hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]

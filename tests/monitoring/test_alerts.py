@@ -6,7 +6,7 @@ anything else would silently match nothing in production, so it fails here inste
 
 from __future__ import annotations
 
-import importlib
+import ast
 import json
 import re
 import shutil
@@ -24,8 +24,12 @@ MONITORING = ROOT / "monitoring"
 ALERTS = MONITORING / "alerts.yml"
 ALERTS_TEST = MONITORING / "alerts_test.yml"
 DASHBOARD = MONITORING / "grafana" / "godel-dashboard.json"
-RUNBOOK = ROOT / "docs" / "runbooks" / "REDIS_OUTAGE.md"
-RUNBOOK_URL = "https://github.com/godel-platform/godel/blob/main/docs/runbooks/REDIS_OUTAGE.md#"
+RUNBOOKS = ROOT / "docs" / "runbooks"
+README = MONITORING / "README.md"
+METRICS_MODULE = ROOT / "src" / "godel" / "metrics.py"
+# Filled in by scripts/gen-prometheusrule.py and by the Helm chart (test_generator.py).
+RUNBOOK_PLACEHOLDER = "${RUNBOOK_BASE_URL}/"
+RUNBOOK_URL = re.compile(r"\$\{RUNBOOK_BASE_URL\}/([A-Z_]+\.md)#([a-z0-9-]+)")
 
 KNOWN_METRICS = frozenset(
     {
@@ -84,6 +88,8 @@ DASHBOARD_MUST_SHOW = frozenset(
 )
 
 METRIC_RE = re.compile(r"godel_[a-z_]+")
+# The one non-Godel series the rules may use: Prometheus's own scrape health.
+UP_RE = re.compile(r"\bup\{")
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(
     PROMTOOL is None,
@@ -157,6 +163,26 @@ def github_anchor(heading: str) -> str:
     return slug.replace(" ", "-")
 
 
+def runbook_anchors(runbook: str) -> set[str]:
+    path = RUNBOOKS / runbook
+    if not path.exists():
+        return set()
+    headings = re.findall(r"^#+\s+(.+)$", path.read_text(), flags=re.MULTILINE)
+    return {github_anchor(heading) for heading in headings}
+
+
+def runbook_target(url: str) -> tuple[str, str]:
+    """(runbook file, anchor) of a runbook link written with the placeholder."""
+    match = RUNBOOK_URL.fullmatch(url)
+    assert match, f"{url!r} is not {RUNBOOK_PLACEHOLDER}<RUNBOOK>.md#<anchor>"
+    return match.group(1), match.group(2)
+
+
+def alert_identity(labels: dict[str, str]) -> str:
+    """What one alert is about: a target (instance), a deployment (namespace), or all."""
+    return labels.get("instance") or labels.get("namespace") or "*"
+
+
 # ------------------------------------------------------------------ promtool
 
 
@@ -206,8 +232,9 @@ def test_alert_is_documented(alert: dict[str, Any]) -> None:
     annotations = alert["annotations"]
     assert annotations["summary"].strip()
     assert annotations["description"].strip()
-    assert annotations["runbook_url"].startswith(RUNBOOK_URL)
-    assert len(annotations["runbook_url"]) > len(RUNBOOK_URL), "runbook_url needs an anchor"
+    runbook, anchor = runbook_target(annotations["runbook_url"])
+    assert (RUNBOOKS / runbook).exists(), runbook
+    assert anchor in runbook_anchors(runbook), f"no heading for #{anchor} in {runbook}"
     assert "for" in alert, "every alert states how long its condition must hold"
 
 
@@ -216,13 +243,14 @@ def test_alert_is_documented(alert: dict[str, Any]) -> None:
 )
 def test_rule_uses_only_known_metrics(rule: dict[str, Any]) -> None:
     names = metric_names(rule["expr"])
-    assert names, "expression references no godel_ metric"
+    assert names or UP_RE.search(rule["expr"]), "expression references no Godel series"
     assert {name for name in names if not is_known(name)} == set()
 
 
 def test_every_alert_has_firing_and_quiet_unit_tests() -> None:
-    # For each alert: some promtool case expects it to fire, and some input
-    # series (a healthy instance) is never expected to fire it.
+    # For each alert: some promtool case expects it to fire, and some input series (a
+    # healthy instance, or deployment for the alerts aggregated by namespace) is never
+    # expected to fire it.
     tests = yaml.safe_load(ALERTS_TEST.read_text())["tests"]
     for name in REQUIRED_ALERTS:
         fed: set[str] = set()
@@ -231,36 +259,92 @@ def test_every_alert_has_firing_and_quiet_unit_tests() -> None:
             checks = [c for c in case["alert_rule_test"] if c["alertname"] == name]
             if not checks:
                 continue
-            fed |= set(re.findall(r'instance="([^"]+)"', str(case["input_series"])))
+            fed |= {
+                alert_identity(dict(re.findall(r'(\w+)="([^"]*)"', series["series"])))
+                for series in case["input_series"]
+            }
             for check in checks:
                 for expected in check["exp_alerts"]:
                     assert set(expected["exp_annotations"]) >= {"summary", "description"}
-                    fired.add(expected["exp_labels"]["instance"])
+                    fired.add(alert_identity(expected["exp_labels"]))
         assert fired, f"{name}: no unit test expects it to fire"
         assert fed - fired, f"{name}: no healthy series that must not fire"
 
 
-def test_runbook_anchors_exist() -> None:
-    if not RUNBOOK.exists():
-        pytest.skip(f"{RUNBOOK.relative_to(ROOT)} not written yet")
-    headings = re.findall(r"^#+\s+(.+)$", RUNBOOK.read_text(), flags=re.MULTILINE)
-    anchors = {github_anchor(heading) for heading in headings}
-    used = {rule["annotations"]["runbook_url"].split("#", 1)[1] for rule in load_alerts()}
-    assert used - anchors == set(), "runbook_url anchors without a heading in the runbook"
+def test_unit_tests_expect_the_runbook_links_of_the_rules() -> None:
+    # promtool compares annotations exactly; this keeps the link of every expected alert
+    # in step with the rule, placeholder included.
+    urls = {rule["alert"]: rule["annotations"]["runbook_url"] for rule in load_alerts()}
+    for case in yaml.safe_load(ALERTS_TEST.read_text())["tests"]:
+        for check in case["alert_rule_test"]:
+            for expected in check["exp_alerts"]:
+                url = expected["exp_annotations"]["runbook_url"]
+                assert url == urls[check["alertname"]], (case["name"], check["eval_time"])
+
+
+def test_alerts_about_shared_state_fire_once_per_deployment() -> None:
+    # These read state that every pod reports alike (Redis, the database): their
+    # expressions aggregate by namespace, so no alert carries a pod or instance.
+    per_deployment = {"GodelDeadLetters", "GodelWorkersMissing", "GodelLedgerUnavailable"}
+    rules = [rule for rule in load_alerts() if rule["alert"] in per_deployment]
+    assert len(rules) == len(per_deployment)
+    for rule in rules:
+        lines = [line.strip() for line in rule["expr"].strip().splitlines()]
+        operands = [line for line in lines if line not in {"or", "unless on (namespace)"}]
+        assert all(
+            line.startswith(("sum by (namespace)", "max by (namespace)")) for line in operands
+        )
+
+
+def test_readme_documents_every_alert_and_its_runbook() -> None:
+    rows = {}
+    for line in README.read_text().splitlines():
+        match = re.match(r"\| `(\w+)` \|.*\| `([A-Z_]+\.md#[a-z0-9-]+)` \|$", line)
+        if match:
+            rows[match.group(1)] = match.group(2)
+    expected = {
+        rule["alert"]: "#".join(runbook_target(rule["annotations"]["runbook_url"]))
+        for rule in load_alerts()
+    }
+    assert rows == expected
+
+
+def defined_metrics(source: str) -> set[str]:
+    """Exposed names of the metrics defined as Counter/Gauge/Histogram("name", ...) calls.
+
+    Read from the source, not imported: the package may be mid-change, and importing it
+    under another name would register every metric twice in prometheus_client."""
+    kinds = {"Counter": "counter", "Gauge": "gauge", "Histogram": "histogram"}
+    exposed: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in kinds
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            exposed |= exposed_names(node.args[0].value, kinds[node.func.id])
+    return exposed
+
+
+def test_metric_definition_reader() -> None:
+    source = 'A = Counter("godel_x", "d", ["l"])\nB = Histogram("godel_h", "d")\nC = f("godel_n")\n'
+    assert defined_metrics(source) == {
+        "godel_x_total",
+        "godel_h",
+        "godel_h_bucket",
+        "godel_h_sum",
+        "godel_h_count",
+    }
 
 
 def test_metrics_module_defines_every_referenced_metric() -> None:
-    # Cross-check against the real registry once src/godel/metrics.py exists.
-    if not (ROOT / "src" / "godel" / "metrics.py").exists():
+    # Cross-check against the definitions in src/godel/metrics.py.
+    if not METRICS_MODULE.exists():
         pytest.skip("src/godel/metrics.py not written yet")
-    module = importlib.import_module("godel.metrics")
-    from prometheus_client.metrics import MetricWrapperBase
-
-    exposed: set[str] = set()
-    for value in vars(module).values():
-        if isinstance(value, MetricWrapperBase):
-            for family in value.describe():
-                exposed |= exposed_names(family.name, family.type)
+    exposed = defined_metrics(METRICS_MODULE.read_text())
     if not exposed:
         pytest.skip("godel.metrics defines no module-level metrics to compare against")
     referenced = {name for rule in load_rules() for name in metric_names(rule["expr"])}
@@ -272,7 +356,7 @@ def test_metrics_module_defines_every_referenced_metric() -> None:
 
 def exposed_names(name: str, kind: str) -> set[str]:
     if kind == "counter":
-        return {f"{name}_total"}
+        return {name if name.endswith("_total") else f"{name}_total"}
     if kind in {"histogram", "summary"}:
         return {name, *(name + suffix for suffix in HISTOGRAM_SUFFIXES)}
     return {name}
@@ -329,3 +413,63 @@ def test_metric_name_parser_flags_unknown_names() -> None:
     assert not is_known("godel_replay_events_total")
     assert is_known("godel_event_processing_seconds_bucket")
     assert not is_known("godel_queue_depth_bucket")
+
+
+LINK_STATE_COLOURS = {"connected": "green", "recovering": "yellow", "fallback": "red"}
+
+
+def test_link_state_panels_colour_each_state() -> None:
+    # The query turns the one-hot godel_link_state{state} into one series per instance
+    # whose value codes the state; the value mappings must name and colour each code.
+    panels = [
+        panel
+        for panel in iter_panels(load_dashboard()["panels"])
+        if any("godel_link_state" in target["expr"] for target in panel.get("targets", []))
+    ]
+    assert {"stat", "state-timeline"} <= {panel["type"] for panel in panels}
+    for panel in panels:
+        (target,) = panel["targets"]
+        expr = target["expr"]
+        assert expr.startswith("max by (instance)"), panel["title"]
+        codes = {
+            state: int(factor or 1)
+            for state, factor in re.findall(r'state="(\w+)"\}(?:\s*\*\s*(\d+))?', expr)
+        }
+        assert set(codes) == set(LINK_STATE_COLOURS), panel["title"]
+        # max() keeps the worst state if a scrape catches two at 1 mid-transition.
+        assert codes["connected"] < codes["recovering"] < codes["fallback"]
+        options: dict[str, dict[str, Any]] = {}
+        for mapping in panel["fieldConfig"]["defaults"]["mappings"]:
+            if mapping["type"] == "value":
+                options |= mapping["options"]
+        for state, code in codes.items():
+            assert options[str(code)]["text"] == state, panel["title"]
+            assert options[str(code)]["color"] == LINK_STATE_COLOURS[state], panel["title"]
+
+
+def dashboard_links(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
+    links = [(f"dashboard link {link['title']}", link["url"]) for link in dashboard["links"]]
+    links += [
+        (f"panel {panel['title']}", link["url"])
+        for panel in iter_panels(dashboard["panels"])
+        for link in panel.get("links", [])
+    ]
+    return links
+
+
+def test_dashboard_runbook_links_use_the_configurable_base() -> None:
+    dashboard = load_dashboard()
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    base = variables["runbook_base"]
+    assert base["type"] == "textbox"
+    assert base["query"] == base["current"]["value"]
+    assert base["query"].startswith("https://") and not base["query"].endswith("/")
+    links = dashboard_links(dashboard)
+    runbooks = {path.name for path in RUNBOOKS.glob("*.md")}
+    top = {link["url"].removeprefix("${runbook_base}/") for link in dashboard["links"]}
+    assert top >= runbooks, "a dashboard link to every runbook"
+    for where, url in links:
+        assert url.startswith("${runbook_base}/"), where
+        runbook, _, anchor = url.removeprefix("${runbook_base}/").partition("#")
+        assert runbook in runbooks, where
+        assert not anchor or anchor in runbook_anchors(runbook), where
