@@ -330,8 +330,6 @@ def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
     """Apply the ledger's migrations (GODEL_DATABASE_URL)."""
-    from sqlalchemy.exc import SQLAlchemyError
-
     from godel.store.database import Database
     from godel.store.migrate import current, upgrade
 
@@ -344,7 +342,7 @@ def db_upgrade(
             console.print(f"database at revision {current(db)}")
         finally:
             db.close()
-    except (GodelError, SQLAlchemyError, OSError) as err:
+    except (GodelError, OSError) as err:
         log.debug("migration failure", exc_info=err)
         reason = describe(err, url)
         raise fail(f"cannot migrate the ledger at {redact_url(url)}: {reason}") from None

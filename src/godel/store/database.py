@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, create_engine, event, exc, text
 from sqlalchemy.engine import make_url
 
-from godel.errors import LedgerUnavailable
+from godel.errors import ConfigError, LedgerUnavailable
 
 T = TypeVar("T")
 
@@ -72,18 +72,21 @@ class Database:
     def __init__(self, url: str, *, threads: int = 4, sqlite_synchronous: str = "NORMAL") -> None:
         self.url = normalize_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
-        if self.is_sqlite:
-            self.engine = _sqlite_engine(self.url, sqlite_synchronous, writer=True)
-            self.read_engine = _sqlite_engine(self.url, sqlite_synchronous, writer=False)
-        else:
-            self.engine = create_engine(
-                self.url,
-                pool_size=threads + 2,
-                max_overflow=4,
-                pool_pre_ping=True,
-                connect_args={"connect_timeout": 5},
-            )
-            self.read_engine = self.engine
+        try:
+            if self.is_sqlite:
+                self.engine = _sqlite_engine(self.url, sqlite_synchronous, writer=True)
+                self.read_engine = _sqlite_engine(self.url, sqlite_synchronous, writer=False)
+            else:
+                self.engine = create_engine(
+                    self.url,
+                    pool_size=threads + 2,
+                    max_overflow=4,
+                    pool_pre_ping=True,
+                    connect_args={"connect_timeout": 5},
+                )
+                self.read_engine = self.engine
+        except (exc.ArgumentError, ValueError) as err:  # the message may hold the URL
+            raise ConfigError(f"invalid GODEL_DATABASE_URL: {type(err).__name__}") from err
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="godel-db")
         self._synchronous = sqlite_synchronous
         self._inline: sqlite3.Connection | None = None
