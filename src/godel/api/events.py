@@ -38,11 +38,11 @@ PUBLIC_FIELDS = (
 async def post_events(request: Request) -> ORJSONResponse:
     """Accept one event or {"events": [...]}; 202 only once the ledger has committed.
 
-    Documented here; served by `ingest`, which `install_fast_path` routes first."""
-    return await ingest(request)
+    Documented here; served by `accept_events`, which `install_fast_path` routes first."""
+    return await accept_events(request)
 
 
-async def ingest(request: Request) -> ORJSONResponse:
+async def accept_events(request: Request) -> ORJSONResponse:
     rt = api_state(request.app).rt
     s = rt.settings
     limit = s.max_payload_bytes * min(s.max_batch_events, 64) + 65536
@@ -72,7 +72,7 @@ async def ingest(request: Request) -> ORJSONResponse:
 def install_fast_path(app: FastAPI) -> None:
     """Serve POST /api/v1/events by a plain Starlette route placed first: FastAPI's
     per-request dependency machinery cost more than the ingest itself (profiled)."""
-    app.router.routes.insert(0, Route("/api/v1/events", ingest, methods=["POST"]))
+    app.router.routes.insert(0, Route("/api/v1/events", accept_events, methods=["POST"]))
 
 
 def _bad_json(detail: str) -> ORJSONResponse:
