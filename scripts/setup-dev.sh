@@ -32,6 +32,7 @@ promtool prometheus
 chromium chromium
 nc netcat-openbsd
 curl curl
+wrk wrk
 NEEDS
 }
 
