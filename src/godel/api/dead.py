@@ -23,6 +23,12 @@ EventType = Annotated[
 ]
 
 
+EventId = Annotated[
+    str | None,
+    Query(max_length=MAX_NAME_LEN, description="Only this one dead event (404 if not dead)."),
+]
+
+
 def dead_letters(rt: Runtime = Depends(runtime)) -> DeadLetters:
     return rt.dead_letters
 
@@ -50,12 +56,17 @@ async def show_dead(event_id: str, dl: DeadLetters = Depends(dead_letters)) -> d
 
 
 @router.post("/replay")
-async def replay(dl: DeadLetters = Depends(dead_letters), type: EventType = None) -> dict[str, int]:
-    """Queue dead events again with fresh attempts (idempotent)."""
-    return await dl.replay(type)
+async def replay(
+    dl: DeadLetters = Depends(dead_letters), type: EventType = None, id: EventId = None
+) -> dict[str, int]:
+    """Queue dead events again with fresh attempts (all, one type, or one `id`; idempotent)."""
+    return await dl.replay(type, id)
 
 
 @router.post("/purge")
-async def purge(dl: DeadLetters = Depends(dead_letters), type: EventType = None) -> dict[str, int]:
-    """Discard dead events: marked purged in the ledger, removed from the Redis lists."""
-    return await dl.purge(type)
+async def purge(
+    dl: DeadLetters = Depends(dead_letters), type: EventType = None, id: EventId = None
+) -> dict[str, int]:
+    """Discard dead events (all, one type, or one `id`): marked purged in the ledger,
+    removed from the Redis lists."""
+    return await dl.purge(type, id)

@@ -192,18 +192,23 @@ def dead_list(
     ctx: typer.Context,
     event_type: TypeOption = None,
     limit: Annotated[int, typer.Option(help="At most this many events.", min=1)] = 50,
+    cursor: Annotated[
+        int | None, typer.Option(help="Start after this ledger sequence number (next page).")
+    ] = None,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
 ) -> None:
-    """Dead-letter counts per type, or the dead events of one --type."""
+    """Dead-letter counts per type, or the dead events of one --type (a page at a time)."""
     from godel.cli.render import dead_events_view, dead_types_view
 
     with connect(ctx, url, token) as client:
         if event_type is None:
             out.print(dead_types_view(client.get("/admin/dead", admin=True)))
             return
-        page = client.get("/admin/dead/events", admin=True, type=event_type, limit=limit)
-    out.print(dead_events_view(event_type, page.get("events", [])))
+        page = client.get(
+            "/admin/dead/events", admin=True, type=event_type, limit=limit, cursor=cursor
+        )
+    out.print(dead_events_view(event_type, page))
 
 
 def dead_show(
@@ -229,29 +234,46 @@ def dead_show(
     echo_json(with_utc_times(dead))
 
 
+OneOption = Annotated[
+    str | None, typer.Option("--id", help="Only this one dead event.", show_default=False)
+]
+
+
+def _scope(event_type: str | None, event_id: str | None) -> str:
+    if event_id:
+        return f" ({event_id})"
+    return f" of type {event_type}" if event_type else ""
+
+
 def dead_replay(
     ctx: typer.Context,
     event_type: TypeOption = None,
+    event_id: OneOption = None,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
 ) -> None:
-    """Queue dead events again (all types, or one --type), with fresh attempts."""
+    """Queue dead events again (all types, one --type, or one --id), with fresh attempts."""
     with connect(ctx, url, token) as client:
-        done = client.post("/admin/dead/replay", admin=True, type=event_type)
-    scope = f" of type {event_type}" if event_type else ""
-    out.print(f"replayed {plural(done['replayed'], 'dead event')}{scope}")
+        done = client.post("/admin/dead/replay", admin=True, type=event_type, id=event_id)
+    out.print(f"replayed {plural(done['replayed'], 'dead event')}{_scope(event_type, event_id)}")
 
 
 def dead_purge(
     ctx: typer.Context,
     event_type: TypeOption = None,
+    event_id: OneOption = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
 ) -> None:
-    """Delete dead events for good (all types, or one --type). Asks first unless --yes."""
-    scope = f" of type {event_type}" if event_type else ""
+    """Delete dead events for good (all types, one --type, or one --id). Asks first unless
+    --yes."""
+    scope = _scope(event_type, event_id)
     with connect(ctx, url, token) as client:
+        if event_id is not None:
+            done = client.post("/admin/dead/purge", admin=True, id=event_id)
+            out.print(f"purged {plural(done['purged'], 'dead event')}{scope}")
+            return
         counts = client.get("/admin/dead", admin=True)
         count = (counts.get("types") or {}).get(event_type, 0) if event_type else counts["total"]
         if not count:

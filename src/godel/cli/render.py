@@ -266,8 +266,11 @@ def dead_types_view(body: dict[str, Any]) -> RenderableType:
     return Group(title, table)
 
 
-def dead_events_view(event_type: str, events: list[dict[str, Any]]) -> RenderableType:
-    title = Text(f"Dead letters of type {event_type}: {len(events)} shown", style="bold")
+def dead_events_view(event_type: str, page: dict[str, Any]) -> RenderableType:
+    """A page of GET /admin/dead/events: "N shown of TOTAL", the rows, the next page's cursor."""
+    events: list[dict[str, Any]] = page.get("events") or []
+    total = page.get("total", len(events))
+    title = Text(f"Dead letters of type {event_type}: {len(events)} shown of {total}", style="bold")
     if not events:
         return title
     table = Table()
@@ -278,7 +281,10 @@ def dead_events_view(event_type: str, events: list[dict[str, Any]]) -> Renderabl
             str(ev.get("id")),
             str(ev.get("agent_id") or "-"),
             str(ev.get("attempts", "")),
-            fmt_time(ev.get("updated_at")),
+            fmt_time(ev.get("died_at", ev.get("updated_at"))),
             str(ev.get("last_error") or "-"),
         )
-    return Group(title, table)
+    if page.get("next_cursor") is None:
+        return Group(title, table)
+    more = Text(f"more: godel dead list --type {event_type} --cursor {page['next_cursor']}")
+    return Group(title, table, more)

@@ -36,6 +36,7 @@ DEAD_FIELDS = ("id", "seq", "type", "agent_id", "attempts", "last_error", "creat
 def public_dead(row: dict[str, Any]) -> dict[str, Any]:
     out = {k: row.get(k) for k in DEAD_FIELDS}
     out["updated_at"] = row.get("updated_at")
+    out["died_at"] = row.get("updated_at")  # a dead row is not touched again until replayed
     out["payload"] = orjson.loads(row["payload"])
     return out
 
@@ -58,10 +59,17 @@ class DeadLetters:
         return out
 
     async def page(self, event_type: str | None, limit: int, cursor: int | None) -> dict[str, Any]:
+        """One page, oldest first, with `total`: how many are dead (of this type) in all."""
         query = ledger.EventQuery(type=event_type, status=Status.DEAD, after=cursor, limit=limit)
         rows = await self.db.read(ledger.list_events, query)
+        counts = await self.db.read(ledger.count_dead)
+        total = counts.get(event_type, 0) if event_type else sum(counts.values())
         next_cursor = rows[-1]["seq"] if len(rows) == limit else None
-        return {"events": [public_dead(r) for r in rows], "next_cursor": next_cursor}
+        return {
+            "events": [public_dead(r) for r in rows],
+            "next_cursor": next_cursor,
+            "total": total,
+        }
 
     async def get(self, event_id: str) -> dict[str, Any]:
         row = await self.db.read(ledger.get_event, event_id)
@@ -69,9 +77,12 @@ class DeadLetters:
             raise NotFound(f"no dead event with id {event_id!r}")
         return public_dead(row)
 
-    async def replay(self, event_type: str | None = None) -> dict[str, int]:
-        """Give dead events a fresh set of attempts. `pushed` counts those sent to Redis now;
-        the rest wait, undispatched, for the recovery replay."""
+    async def replay(
+        self, event_type: str | None = None, event_id: str | None = None
+    ) -> dict[str, int]:
+        """Give dead events (all, of one type, or the one `event_id`) a fresh set of attempts.
+        `pushed` counts those sent to Redis now; the rest wait, undispatched, for the
+        recovery replay."""
         replayed = pushed = cursor = 0
         while True:
             now = time.time()
@@ -86,15 +97,21 @@ class DeadLetters:
                 "claimed_until": None,
             }
             cursor, batch = await self.db.write(
-                ledger.take_dead, event_type, cursor, self.batch, values
+                ledger.take_dead, event_type, cursor, self.batch, values, event_id
             )
             if not batch:
                 break
             replayed += len(batch)
             if connected and await self._requeue(batch):
                 pushed += len(batch)
+        self._found(event_id, replayed)
         await self._sync_quietly(event_type)
         return {"replayed": replayed, "pushed": pushed}
+
+    @staticmethod
+    def _found(event_id: str | None, taken: int) -> None:
+        if event_id is not None and not taken:
+            raise NotFound(f"no dead event with id {event_id!r}")
 
     async def _requeue(self, batch: Sequence[tuple[str, str]]) -> bool:
         try:
@@ -105,21 +122,25 @@ class DeadLetters:
             return False
         return True
 
-    async def purge(self, event_type: str | None = None) -> dict[str, int]:
-        """Throw dead events away: the rows stay, marked purged, and leave the Redis lists."""
+    async def purge(
+        self, event_type: str | None = None, event_id: str | None = None
+    ) -> dict[str, int]:
+        """Throw dead events away (all, of one type, or the one `event_id`): the rows stay,
+        marked purged, and leave the Redis lists."""
         purged = cursor = 0
         while True:
             now = time.time()
             # dispatched=True: a purged event is never part of the undispatched backlog.
             values = {"status": Status.PURGED, "dispatched": True, "updated_at": now}
             cursor, batch = await self.db.write(
-                ledger.take_dead, event_type, cursor, self.batch, values
+                ledger.take_dead, event_type, cursor, self.batch, values, event_id
             )
             if not batch:
                 break
             purged += len(batch)
             # Best effort: the ledger is settled; sync() clears the lists once Redis is back.
             await try_call(self.lane.unlist_dead(batch, requeue=False), None)
+        self._found(event_id, purged)
         await self._sync_quietly(event_type)
         return {"purged": purged}
 

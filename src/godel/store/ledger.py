@@ -308,9 +308,11 @@ def count_undispatched(conn: Connection) -> int:
 # -- dead letters -------------------------------------------------------------------------
 
 
-def _dead(event_type: str | None) -> ColumnElement[bool]:
+def _dead(event_type: str | None, event_id: str | None = None) -> ColumnElement[bool]:
     cond = events.c.status == Status.DEAD
-    return and_(cond, events.c.type == event_type) if event_type else cond
+    if event_type:
+        cond = and_(cond, events.c.type == event_type)
+    return and_(cond, events.c.id == event_id) if event_id else cond
 
 
 def count_dead(conn: Connection) -> dict[str, int]:
@@ -319,13 +321,19 @@ def count_dead(conn: Connection) -> dict[str, int]:
 
 
 def take_dead(
-    conn: Connection, event_type: str | None, after: int, limit: int, values: dict[str, Any]
+    conn: Connection,
+    event_type: str | None,
+    after: int,
+    limit: int,
+    values: dict[str, Any],
+    event_id: str | None = None,
 ) -> tuple[int, list[tuple[str, str]]]:
-    """Set `values` on the oldest `limit` dead rows past seq `after`: (last seq, [(id, type)]).
+    """Set `values` on the oldest `limit` dead rows past seq `after` (of one type, or the one
+    `event_id`): (last seq, [(id, type)]).
 
     The seq cursor keeps one call finite: a replayed event that dies again at once (the bug
     is not fixed yet) is behind the cursor and waits for the next call."""
-    want = and_(_dead(event_type), events.c.seq > after)
+    want = and_(_dead(event_type, event_id), events.c.seq > after)
     rows = _claim(conn, want, limit, values, events.c.seq, events.c.id, events.c.type)
     return (rows[-1].seq if rows else after), [(r.id, r.type) for r in rows]
 
