@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
+import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -29,7 +30,9 @@ AsyncHandler = Callable[[Event], Awaitable[None]]
 TxHandler = Callable[[Any, Event], None]  # (sqlalchemy Connection, Event)
 Matched = tuple[list[AsyncHandler], list[TxHandler]]
 _MARK = "__godel_handlers__"
+log = logging.getLogger("godel.handlers")
 MATCH_CACHE_TYPES = 4096  # event types whose handler lists are remembered (LRU)
+UNHANDLED_TYPES_KEPT = 1000  # event types seen with no handler, for the log and the page
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,7 @@ class Registry:
         # Bounded: clients choose event types, and a cache of every type ever seen would grow
         # without limit.
         self._cache: OrderedDict[str, Matched] = OrderedDict()
+        self.unhandled: dict[str, int] = {}  # event type -> events seen with no handler
 
     def add(self, pattern: str, fn: Callable[..., Any], transactional: bool = False) -> None:
         entry = Registered(pattern, fn, transactional)
@@ -95,6 +99,23 @@ class Registry:
     def patterns(self) -> list[str]:
         return [h.pattern for h in self._handlers]
 
+    def describe(self) -> list[str]:
+        """One line per handler: pattern, function, kind (for the start-up log)."""
+        return [
+            f"{h.pattern} -> {h.fn.__module__}.{h.fn.__qualname__}"
+            + (" (transactional)" if h.transactional else "")
+            for h in self._handlers
+        ]
+
+    def first_unhandled(self, event_type: str) -> bool:
+        """Count an event no handler matched; True the first time its type is seen (the
+        caller logs it). Bounded: past UNHANDLED_TYPES_KEPT types only known ones count."""
+        seen = self.unhandled.get(event_type)
+        if seen is None and len(self.unhandled) >= UNHANDLED_TYPES_KEPT:
+            return False
+        self.unhandled[event_type] = (seen or 0) + 1
+        return seen is None
+
     def load_plugins(self, modules: Iterable[str]) -> None:
         """Import the modules named in GODEL_HANDLERS and register their handlers."""
         for name in modules:
@@ -107,7 +128,10 @@ class Registry:
                     f"invalid GODEL_HANDLERS: {name!r} raised on import: "
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
-            self.add_module(module)
+            found = self.add_module(module)
+            log.info("handler module %s loaded: %d handler(s)", name, found)
+            if not found:
+                log.warning("handler module %s has no @godel.handler functions", name)
 
 
 def default_registry(plugin_modules: Iterable[str] = ()) -> Registry:

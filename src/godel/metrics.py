@@ -43,6 +43,10 @@ QUEUE_DEPTH = Gauge("godel_queue_depth", "Redis queue depths", ["queue"])
 DEAD_LETTERS = Gauge("godel_dead_letter_events", "Dead letters per event type", ["type"])
 EVENTS_ACCEPTED = Counter("godel_events_accepted_total", "Events acknowledged (202)", ["mode"])
 EVENTS_PROCESSED = Counter("godel_events_processed_total", "Event processing outcomes", ["outcome"])
+EVENTS_UNHANDLED = Counter(
+    "godel_events_unhandled_total",
+    "Events processed with no handler matching their type (marked processed, nothing ran)",
+)
 PROCESSING_SECONDS = Histogram(
     "godel_event_processing_seconds",
     "Handler time per event",

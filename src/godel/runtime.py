@@ -74,7 +74,9 @@ class Runtime:
     async def start(
         self, workers: int = 0, maintenance: bool = True, migrate: bool | None = None
     ) -> None:
-        self.registry  # noqa: B018  plugins load (and fail) before anything else starts
+        # Plugins load (and a bad one fails in one line) before anything else starts.
+        for line in self.registry.describe():
+            log.info("handler %s", line)
         if migrate if migrate is not None else self.db.is_sqlite:
             await asyncio.to_thread(upgrade, self.db)
         await self.recovery.start()

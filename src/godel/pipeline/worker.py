@@ -167,7 +167,9 @@ class Worker:
         ok: list[Event] = []
         failures: list[Failure] = []
         for event in events:
-            handlers, _ = self.registry.match(event.type)
+            handlers, transactional = self.registry.match(event.type)
+            if not handlers and not transactional:
+                self._unhandled(event)
             started = time.perf_counter()
             try:
                 for fn in handlers:
@@ -178,6 +180,16 @@ class Worker:
                 ok.append(event)
             metrics.PROCESSING_SECONDS.observe(time.perf_counter() - started)
         return ok, failures
+
+    def _unhandled(self, event: Event) -> None:
+        metrics.EVENTS_UNHANDLED.inc()
+        if self.registry.first_unhandled(event.type):
+            log.warning(
+                "no handler matches event type %s (event %s): marked processed, nothing ran; "
+                "name the module that handles it in GODEL_HANDLERS",
+                event.type,
+                event.id,
+            )
 
     def _commit(
         self,
