@@ -206,7 +206,11 @@ def serve(
         except GodelError as err:
             raise fail(f"embedded redis-server: {err}") from None
         redis_url = embedded.url
-        console.print(f"godel: embedded redis-server on {redis_url} (data in {embedded.dir})")
+        console.print(
+            f"godel: embedded redis-server on {redis_url} (data in {embedded.dir}; "
+            f"its PID is in {embedded.pid_file})",
+            markup=False,
+        )
     elif redis_url is None:
         redis_url = settings.effective_redis_url
         console.print(

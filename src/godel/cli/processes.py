@@ -62,6 +62,12 @@ class EmbeddedRedis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def pid_file(self) -> Path:
+        """Holds this server's PID while it runs: `kill -9 "$(cat <pid_file>)"` kills exactly
+        Godel's own redis-server (the README tour does), no other on the host."""
+        return self.dir / "redis.pid"
+
     def start(self, timeout_s: float = 10.0) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         binary = shutil.which("redis-server")
@@ -85,6 +91,8 @@ class EmbeddedRedis:
             "yes",
             "--daemonize",
             "no",
+            "--pidfile",
+            str(self.pid_file),
         ]
         log = (self.dir / "redis.log").open("ab")
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
