@@ -12,8 +12,7 @@ from pathlib import Path
 from rich.console import Console
 
 from bench import http_load, peers, report
-from bench.context import FULL, QUICK, Context
-from bench.redis_server import RedisServer
+from bench.context import FULL, QUICK, Context, own_redis, redis_version
 from bench.rows_cache import bench_cache
 from bench.rows_ingest import bench_batch, bench_http, bench_ingest, bench_ingest_concurrent
 from bench.rows_outage import bench_fallback, bench_replay
@@ -89,7 +88,7 @@ def run_one(bench: Bench, ctx: Context) -> list[Result]:
         note = f"benchmark crashed: {type(exc).__name__}: {exc}"
         return [Result(name, f"{name} (crashed)", "-", status=Status.ERROR, note=note)]
     finally:
-        ctx.redis.flush()
+        ctx.redis.reset()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     date = report.now_utc()
     prepare_peers(log)
     results: list[Result] = []
-    with RedisServer() as redis:
-        log(f"redis-server {redis.version()} on port {redis.port}")
+    with own_redis() as redis:
+        log(f"redis-server {redis_version(redis)} on port {redis.port}")
         ctx = Context(
             redis=redis, sizes=sizes, quick=args.quick, log=log, http_client=args.http_client
         )
@@ -117,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         meta = {
             "date": date.isoformat().replace("+00:00", "Z"),
             "mode": "quick" if args.quick else "full",
-            "machine": report.machine(redis.version()),
+            "machine": report.machine(redis_version(redis)),
             "peers": peers.versions(),
             "sizes": dataclasses.asdict(sizes),
             "http_client": args.http_client,

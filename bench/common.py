@@ -5,15 +5,14 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+
+from tests.support.process import free_port
 
 from bench import peers
 from bench.context import Context
 from bench.godel_side import GodelUnavailable, Ledger
-from bench.redis_server import free_port
 from bench.stats import Result, Stat, Status, rates
 
 RATE = "ev/s"
@@ -40,7 +39,7 @@ def peer_stat(
         res.note += f"{label} unavailable: {exc}. "
         return None
     finally:
-        ctx.redis.flush()
+        ctx.redis.reset()
     stat = Stat.of(rates(line["reps"]), RATE)
     res.peers[label] = stat
     return stat
@@ -57,7 +56,7 @@ def arq_enqueue(ctx: Context) -> Stat | str:
         except (peers.PeerUnavailable, subprocess.TimeoutExpired) as exc:
             return str(exc)
         finally:
-            ctx.redis.flush()
+            ctx.redis.reset()
         return Stat.of(rates(line["reps"]), RATE)
 
     result: Stat | str = ctx.once("arq-enqueue", measure)
@@ -78,7 +77,7 @@ def guarded(ctx: Context, results: list[Result], fn: Callable[[], None]) -> None
             res.status, res.godel = Status.ERROR, None
             res.note += f"godel failed: {type(exc).__name__}: {exc}. "
     finally:
-        ctx.redis.flush()
+        ctx.redis.reset()
 
 
 def godel_reps(ctx: Context, res: Result, one_rep: Callable[[], float], unit: str = RATE) -> None:
@@ -148,14 +147,3 @@ def null_server() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-
-
-def wait_for(predicate: Callable[[], Any], timeout_s: float, step_s: float = 0.002) -> float:
-    """Poll until predicate() is truthy; returns the monotonic time it first was."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if predicate():
-            return time.monotonic()
-        if time.monotonic() > deadline:
-            raise BenchError(f"condition not met within {timeout_s}s")
-        time.sleep(step_s)

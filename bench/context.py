@@ -3,11 +3,14 @@ figures that more than one row compares against."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from bench.redis_server import RedisServer
+from tests.support.redis_server import RedisServer
 
 
 @dataclass(frozen=True)
@@ -85,3 +88,20 @@ class Context:
         if key not in self.memo:
             self.memo[key] = fn()
         return self.memo[key]
+
+
+@contextlib.contextmanager
+def own_redis() -> Iterator[RedisServer]:
+    """A private redis-server (tests/support's: no persistence, a free loopback port) in a
+    temp dir, stopped and removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="godel-bench-redis-") as tmp:
+        server = RedisServer(Path(tmp))
+        try:
+            yield server.start()
+        finally:
+            server.stop()
+
+
+def redis_version(server: RedisServer) -> str:
+    with server.client(decode_responses=True) as conn:
+        return str(conn.info("server")["redis_version"])

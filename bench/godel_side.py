@@ -1,28 +1,29 @@
 """Running Godel for the benchmarks: in-process Producer, `godel serve` and `godel worker --burst`
 as subprocesses, each against a fresh SQLite ledger in a temp dir, and reading the ledger back
 to check that every event really was written (no shortcut for a benchmark).
+
+`godel serve` is started and the ledger read the way the tests do (tests/support), but with
+Godel's default settings, not the tests' FAST ones: the figures are about the defaults.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib.util
-import os
 import shutil
-import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from bench.redis_server import free_port
+from tests.support.godel_server import GodelServer, start_serve
+from tests.support.godel_server import godel_env as process_env
+from tests.support.ledger import ledger_counts, undispatched
+from tests.support.process import ProcessRunner
 
 ADMIN_TOKEN = "bench-admin-token"
 EVENT_TYPE = "bench.noop"
@@ -80,14 +81,10 @@ class Ledger:
         """Rows in the events table: total, undispatched, and per status."""
         if not self.path.exists():
             return {"total": 0}
-        with contextlib.closing(sqlite3.connect(self.path, timeout=30)) as db:
-            total, undispatched = db.execute(
-                "SELECT count(*), coalesce(sum(dispatched = 0), 0) FROM events"
-            ).fetchone()
-            out = {"total": int(total), "undispatched": int(undispatched)}
-            for status, n in db.execute("SELECT status, count(*) FROM events GROUP BY status"):
-                out[str(status)] = int(n)
-        return out
+        by_status = ledger_counts(self.url)
+        return {"total": sum(by_status.values()), "undispatched": undispatched(self.url)} | {
+            str(status): n for status, n in by_status.items()
+        }
 
     def remove(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -107,20 +104,20 @@ def settings(redis_url: str, ledger: Ledger, **extra: Any) -> Any:
     return settings_cls(redis_url=redis_url, database_url=ledger.url, data_dir=ledger.dir, **extra)
 
 
-def godel_env(redis_url: str, ledger: Ledger, **extra: str) -> dict[str, str]:
+def serve_settings(redis_url: str, ledger: Ledger, **extra: Any) -> dict[str, Any]:
+    """Godel's defaults (what the figures are about), plus where its servers are."""
+    return {
+        "redis_url": redis_url,
+        "database_url": ledger.url,
+        "admin_token": ADMIN_TOKEN,
+        "log_level": "WARNING",
+        **extra,
+    }
+
+
+def godel_env(redis_url: str, ledger: Ledger, **extra: Any) -> dict[str, str]:
     """The environment for a Godel subprocess: only our GODEL_* settings, none inherited."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GODEL_")}
-    env.update(
-        {
-            "GODEL_REDIS_URL": redis_url,
-            "GODEL_DATABASE_URL": ledger.url,
-            "GODEL_DATA_DIR": str(ledger.dir),
-            "GODEL_ADMIN_TOKEN": ADMIN_TOKEN,
-            "GODEL_LOG_LEVEL": "WARNING",
-            **extra,
-        }
-    )
-    return env
+    return process_env(serve_settings(redis_url, ledger, **extra), ledger.dir)
 
 
 def run_cli(args: list[str], env: dict[str, str], timeout_s: float = 600) -> float:
@@ -164,85 +161,64 @@ def _descendants(pid: int) -> list[int]:
 
 
 class GodelServe:
-    """A `godel serve` subprocess on a free loopback port, with no workers inside."""
+    """`godel serve` (tests/support's launcher) on a free loopback port with no workers
+    inside, Godel's default settings otherwise; logs in the ledger's directory."""
 
-    def __init__(self, redis_url: str, ledger: Ledger, **extra_env: str) -> None:
-        self.port = free_port()
+    def __init__(self, redis_url: str, ledger: Ledger, **extra: Any) -> None:
         self.ledger = ledger
-        self.env = godel_env(redis_url, ledger, GODEL_WORKERS="0", **extra_env)
-        self.log_path = ledger.dir / "serve.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.settings = serve_settings(redis_url, ledger, workers=0, **extra)
+        self.server: GodelServer | None = None
+
+    def _start_process(
+        self,
+        args: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        name: str = "proc",
+        cwd: Path | None = None,
+        inherit_env: bool = True,
+    ) -> ProcessRunner:
+        runner = ProcessRunner(self.ledger.dir, name)
+        return runner.start(args, env, cwd=cwd, inherit_env=inherit_env)
+
+    @property
+    def running(self) -> GodelServer:
+        if self.server is None:
+            raise RuntimeError("godel serve is not running")
+        return self.server
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.running.url
 
     @property
     def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
+        return self.running.process.pid
 
-    def start(self, timeout_s: float = 60) -> None:
-        cmd = [*godel_command(), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"godel serve exited {self.proc.returncode}: {self.log_tail()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.base_url + "/health", timeout=1).status_code < 500:
-                    return
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"godel serve did not answer /health in {timeout_s}s: {self.log_tail()}")
-
-    def log_tail(self, chars: int = 800) -> str:
-        with contextlib.suppress(OSError):
-            return self.log_path.read_text(errors="replace")[-chars:]
-        return ""
+    def start(self) -> None:
+        godel_command()  # GodelUnavailable when there is no CLI to run
+        self.server = start_serve(self._start_process, self.ledger.dir, self.settings, name="serve")
 
     def health(self) -> dict[str, Any]:
-        return dict(httpx.get(self.base_url + "/health", timeout=5).json())
+        return self.running.health()
 
     def recover(self) -> dict[str, Any]:
-        resp = httpx.post(
-            self.base_url + "/admin/recovery/redis",
-            timeout=120,
-            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-        )
-        resp.raise_for_status()
-        return dict(resp.json())
-
-    def metrics(self) -> str:
-        return httpx.get(self.base_url + "/metrics", timeout=5).text
+        return self.running.admin("/admin/recovery/redis", timeout_s=120)
 
     def rss(self) -> int:
         return rss_bytes(self.pid)
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+        if self.server is not None:
+            self.server.process.stop()
+            self.server = None
 
     def __enter__(self) -> GodelServe:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def metric_value(text: str, name: str) -> float | None:
-    """The value of an unlabelled Prometheus sample in /metrics text."""
-    for line in text.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{}"):
-            return float(line.rsplit(" ", 1)[1])
-    return None

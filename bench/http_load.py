@@ -32,8 +32,11 @@ if importlib.util.find_spec("sniffio") is None:
 
 import httpx
 
+from bench.godel_side import ADMIN_TOKEN
+
 CLIENTS = ("httpx", "raw")
 TIMEOUT_S = 10.0
+AUTHORIZATION = f"Bearer {ADMIN_TOKEN}"  # ingest wants a credential (the bench's own token)
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,9 @@ class HttpxConn:
     async def post(self, body: bytes) -> int:
         try:
             resp = await self.client.post(
-                self.url, content=body, headers={"content-type": "application/json"}
+                self.url,
+                content=body,
+                headers={"content-type": "application/json", "authorization": AUTHORIZATION},
             )
         except httpx.HTTPError:
             return -1
@@ -91,6 +96,7 @@ class RawConn:
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         self.head = (
             f"POST {parts.path or '/'} HTTP/1.1\r\nhost: {self.host}:{self.port}\r\n"
+            f"authorization: {AUTHORIZATION}\r\n"
             "content-type: application/json\r\ncontent-length: "
         ).encode()
         self.reader: asyncio.StreamReader | None = None

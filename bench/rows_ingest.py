@@ -85,7 +85,7 @@ async def _publish_concurrent(cfg: Any, n: int, callers: int, commits: list[floa
 def _godel_ingest_rep(ctx: Context, n: int, publish: Publish, warm: int = 1) -> float:
     """One repetition on a fresh ledger; checks every event (the timed n and the `warm` warm-up
     calls) is in the ledger, dispatched, and its id in Redis."""
-    ctx.redis.flush()
+    ctx.redis.reset()
     with fresh_ledger() as ledger:
         elapsed = asyncio.run(publish(settings(ctx.redis.url, ledger)))
         check_ledger(ledger, total=n + warm, undispatched=0)

@@ -16,6 +16,9 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from tests.support.redis_server import RedisServer
+from tests.support.wait import wait_until
+
 from bench import http_load
 from bench.common import (
     PENDING,
@@ -24,11 +27,9 @@ from bench.common import (
     check_ledger,
     guarded,
     judge,
-    wait_for,
 )
-from bench.context import Context
+from bench.context import Context, own_redis
 from bench.godel_side import GodelServe, fresh_ledger
-from bench.redis_server import RedisServer
 from bench.stats import Result, Stat
 
 MIB = 1024 * 1024
@@ -36,13 +37,15 @@ MIB = 1024 * 1024
 
 @contextlib.contextmanager
 def _serve_with_own_redis() -> Iterator[tuple[RedisServer, GodelServe]]:
-    redis = RedisServer()
-    redis.start()
-    try:
-        with fresh_ledger() as ledger, GodelServe(redis.url, ledger) as serve:
-            yield redis, serve
-    finally:
-        redis.stop()
+    with own_redis() as redis, fresh_ledger() as ledger, GodelServe(redis.url, ledger) as serve:
+        yield redis, serve
+
+
+def _kill(redis: RedisServer) -> float:
+    """SIGKILL redis-server (an outage, not a shutdown); returns the time of the kill."""
+    killed_at = time.monotonic()
+    redis.kill9()
+    return killed_at
 
 
 def _measure(
@@ -67,7 +70,7 @@ async def _kill_stream(
         until = time.monotonic() + 2 * window_s
         stream = asyncio.ensure_future(http_load.load(conns, http_load.one_body, 1, until=until))
         await asyncio.sleep(window_s)
-        killed_at = redis.kill()
+        killed_at = _kill(redis)
         records = await stream
     return killed_at, records, http_load.accepted(warm)
 
@@ -167,7 +170,7 @@ def _replay_rep(ctx: Context, out: dict[str, list[float]]) -> None:
     batch = http_load.batch_body(s.batch_size)
     with _serve_with_own_redis() as (redis, serve):
         url = serve.base_url + "/api/v1/events"
-        redis.kill()  # before any event: every event below is accepted in fallback
+        _kill(redis)  # before any event: every event below is accepted in fallback
         # Requests: a warm-up phase (allocator and connections settle before the first RSS
         # reading), then the measured phase; each _measure adds `concurrency` warm-up requests.
         requests = s.replay_n // s.batch_size
@@ -183,11 +186,16 @@ def _replay_rep(ctx: Context, out: dict[str, list[float]]) -> None:
         if failed or bad:
             raise BenchError(f"{failed + bad} requests failed in fallback")
         check_ledger(serve.ledger, total=total, undispatched=total)
-        up_at = redis.start()
+        redis.restart(keep_data=False)
+        up_at = redis.up_since  # PING first answered: the probe may start replaying now
         answer = serve.recover()
-        client = redis.client()
-        done_at = wait_for(lambda: int(client.llen(PENDING)) >= total, 600, 0.005)
-        client.close()
+        with redis.client() as client:
+            done_at = wait_until(
+                lambda: int(client.llen(PENDING)) >= total,
+                600,
+                f"{total} events in {PENDING}",
+                interval_s=0.005,
+            )
         check_ledger(serve.ledger, total=total, undispatched=0)
     out["replay_rate"].append(total / (done_at - up_at))
     out["replay_s"].append(done_at - up_at)

@@ -54,7 +54,7 @@ def _net_rate(n: int, wall: float, wall_empty: float) -> float:
 
 
 def _godel_rep(ctx: Context, n: int, walls: list[dict[str, float]]) -> float:
-    ctx.redis.flush()
+    ctx.redis.reset()
     with fresh_ledger() as ledger:
         asyncio.run(_fill(settings(ctx.redis.url, ledger), n))
         check_pending(ctx, n)
@@ -71,7 +71,7 @@ def _peer_rates(ctx: Context, peer: str, n: int, extra: list[str]) -> dict[str, 
     net: list[float] = []
     inner: list[float] = []
     for _ in range(ctx.sizes.reps):
-        ctx.redis.flush()
+        ctx.redis.reset()
         peers.run_peer(peer, ctx.redis.url, "fill", n)
         wall, line = peers.timed_peer(peer, ctx.redis.url, "work", n, extra)
         done = line["reps"][0]["jobs_complete"]
@@ -80,7 +80,7 @@ def _peer_rates(ctx: Context, peer: str, n: int, extra: list[str]) -> dict[str, 
         wall_empty, _ = peers.timed_peer(peer, ctx.redis.url, "work", 0, extra)
         net.append(_net_rate(n, wall, wall_empty))
         inner.append(float(line["reps"][0]["rate"]))
-    ctx.redis.flush()
+    ctx.redis.reset()
     return {"net": net, "in_process": inner, "n": n}
 
 

@@ -2,6 +2,8 @@
 # Set up and run Godel on its embedded default: an SQLite ledger under ./.godel and a private
 # redis-server (installed through apt when missing and we may); without one, fallback mode.
 #   scripts/run.sh [godel serve options...]     e.g. scripts/run.sh --port 9000
+# Every route but liveness, readiness and /metrics wants `Authorization: Bearer <token>`:
+# the admin token is $GODEL_ADMIN_TOKEN when set, else one `godel serve` makes and prints.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 say() { printf '==> run: %s\n' "$*"; }

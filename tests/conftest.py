@@ -3,15 +3,17 @@
 - redis_server (session): one redis-server for the run; redis_url (function) empties it first.
 - fresh_redis (function) / redis_factory: a private redis-server to kill, pause or restart.
 - postgres_server (session) / pg_url (function): a fresh database per test.
+- private_postgres (function): a PostgreSQL cluster of the test's own, to halt and restart.
 - sqlite_url (function): a SQLite file in the test's tmp dir.
-- run_process (function): start commands (e.g. `godel serve`), stopped after the test.
+- run_process (function): start commands, stopped after the test (`godel serve`: use
+  tests.support.godel_server.start_serve(run_process, ...)).
 Tests using pg_url or postgres_server are marked `postgres` automatically.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +27,12 @@ from tests.servers import (
     redis_binary,
 )
 
+# Sentinel, Cluster and TLS fixtures (sentinel_group, cluster_factory, tls_files, ...).
+pytest_plugins = ("tests.support.fixtures_redis_ha",)
+
 RedisFactory = Callable[..., RedisServer]
 ProcessFactory = Callable[..., ProcessRunner]
-_POSTGRES_FIXTURES = {"postgres_server", "pg_url"}
+_POSTGRES_FIXTURES = {"postgres_server", "pg_url", "private_postgres"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -81,18 +86,28 @@ def fresh_redis(redis_factory: RedisFactory) -> RedisServer:
     return redis_factory()
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
+@contextmanager
+def _postgres() -> Iterator[PostgresServer]:
     if find_postgres_bin_dir() is None:
         pytest.skip("PostgreSQL binaries not found (scripts/setup-dev.sh installs them)")
     server = PostgresServer()
     try:
-        server.start()
-    except BaseException:
+        yield server.start()
+    finally:
         server.stop()
-        raise
-    yield server
-    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    with _postgres() as server:
+        yield server
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL of the test's own, for tests that halt and restart it."""
+    with _postgres() as server:
+        yield server
 
 
 @pytest.fixture
@@ -110,7 +125,8 @@ def sqlite_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def run_process(tmp_path: Path) -> Iterator[ProcessFactory]:
-    """`run_process(args, env=None, name="proc", cwd=None)` -> a started ProcessRunner.
+    """`run_process(args, env=None, name="proc", cwd=None, inherit_env=True)` -> a started
+    ProcessRunner (`env` laid over ours, or the whole environment with inherit_env=False).
 
     Logs go to `<tmp_path>/logs/<name>.log`; every process is stopped after the test.
     """
@@ -122,11 +138,33 @@ def run_process(tmp_path: Path) -> Iterator[ProcessFactory]:
             env: Mapping[str, str] | None = None,
             name: str = "proc",
             cwd: Path | None = None,
+            inherit_env: bool = True,
         ) -> ProcessRunner:
             unique = name if name not in names else f"{name}-{len(names)}"
             names.add(unique)
             runner = ProcessRunner(tmp_path / "logs", unique)
             stops.callback(runner.stop)
-            return runner.start(args, env, cwd=cwd)
+            return runner.start(args, env, cwd=cwd, inherit_env=inherit_env)
 
         yield start
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def ledger_url(request: pytest.FixtureRequest) -> str:
+    """An empty ledger's URL, once on SQLite and once on PostgreSQL (pg_url)."""
+    url: str = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+    return url
+
+
+@pytest.fixture
+def ledger_db(ledger_url: str) -> Iterator[Any]:
+    """A migrated godel Database on `ledger_url` (so: on SQLite, then on PostgreSQL)."""
+    from godel.store.database import Database
+    from godel.store.migrate import upgrade
+
+    db = Database(ledger_url)
+    try:
+        upgrade(db)
+        yield db
+    finally:
+        db.close()

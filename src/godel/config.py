@@ -8,7 +8,9 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from godel.credentials import KeySpec, parse_api_keys
 from godel.errors import ConfigError
+from godel.fastlane.address import parse_redis_url
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 
@@ -20,12 +22,42 @@ class Settings(BaseSettings):
 
     redis_url: str | None = Field(
         default=None,
-        description="Redis URL (redis://, rediss://, with user:password). Unset: the embedded "
+        description="Redis URL: redis:// or rediss:// (TLS) for one server, "
+        "redis+sentinel://host:port[,host:port…]/<master>[/<db>] behind Sentinel, "
+        "redis+cluster://host:port[,host:port…] for a Cluster (rediss+… for TLS); "
+        "user:password@ and options such as ?ssl_ca_certs=/ca.pem. Unset: the embedded "
         "default (a private redis-server when installed, else redis://localhost:6379/0).",
     )
     database_url: str = Field(default="", description="SQLAlchemy URL of the events ledger.")
     data_dir: Path = Field(default=Path(".godel"), description="Where embedded state lives.")
-    admin_token: SecretStr | None = Field(default=None, description="Bearer token for /admin.")
+    admin_token: SecretStr | None = Field(
+        default=None, description="Bearer token with the admin scope (implies read and publish)."
+    )
+    api_keys: SecretStr | None = Field(
+        default=None,
+        description="More keys: comma-separated <name>:<scopes>:<secret>, scopes joined by + "
+        "(publish, read, admin).",
+    )
+    auth_mode: Literal["required", "open"] = Field(
+        default="required",
+        description="open: every request is allowed without a credential (local experiments).",
+    )
+    metrics_require_auth: bool = Field(
+        default=False, description="GET /metrics needs the read scope (default: open)."
+    )
+    session_secret: SecretStr | None = Field(
+        default=None,
+        description="Signs dashboard session cookies; unset: derived from GODEL_ADMIN_TOKEN. "
+        "Every API instance must share it.",
+    )
+    session_ttl_s: int = Field(default=12 * 3600, ge=60, le=30 * 24 * 3600)
+    key_cache_ttl_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="How long an instance trusts its cached copy of a stored key: a revoked "
+        "key stops working everywhere within this time.",
+    )
     embedded_redis: bool = Field(
         default=True,
         description="Run a private redis-server when "
@@ -51,6 +83,34 @@ class Settings(BaseSettings):
 
     max_payload_bytes: int = Field(default=64 * 1024, ge=64)
     max_batch_events: int = Field(default=1000, ge=1)
+    max_body_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        description="Largest body of POST /api/v1/events, checked before it is read (413); "
+        "every other route takes at most 64 KiB.",
+    )
+    max_agent_metadata_bytes: int = Field(
+        default=16 * 1024, ge=2, description="Largest agent metadata, serialised (422)."
+    )
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="The request line and headers arrive within."
+    )
+    body_timeout_s: float = Field(
+        default=15.0, gt=0, le=600, description="A request body arrives whole within (408)."
+    )
+    max_connections: int = Field(
+        default=1000, ge=1, description="Open connections and requests per `godel serve` (503)."
+    )
+    agent_rate_per_s: float = Field(
+        default=1000.0, ge=0, description="Events per second per agent id (0: no limit)."
+    )
+    agent_burst: int = Field(
+        default=5000, ge=0, description="Events an agent may send at once (0: no limit)."
+    )
+    key_rate_per_s: float = Field(
+        default=0.0, ge=0, description="Events per second per API key (0: no limit)."
+    )
+    key_burst: int = Field(default=5000, ge=1, description="Events a key may send at once.")
     ingest_commit_max_rows: int = Field(default=2000, ge=1)
     worker_batch_size: int = Field(default=100, ge=1, le=10_000)
     replay_batch_size: int = Field(default=2000, ge=1, le=100_000)
@@ -72,8 +132,7 @@ class Settings(BaseSettings):
     def _check_redis_url(cls, value: str | None) -> str | None:
         if value in (None, ""):
             return None
-        if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must start with redis://, rediss:// or unix://")
+        parse_redis_url(value)  # ValueError: one line, never the password
         return value
 
     @field_validator("database_url")
@@ -91,12 +150,30 @@ class Settings(BaseSettings):
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return level
 
+    @field_validator("api_keys")
+    @classmethod
+    def _check_api_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        parse_api_keys(value.get_secret_value())  # ValueError: one line, never the secret
+        return value
+
+    @model_validator(mode="after")
+    def _check_admin_token_apart(self) -> Settings:
+        token = self.admin_token.get_secret_value() if self.admin_token else ""
+        clash = [k.name for k in self.env_keys if token and k.secret.get_secret_value() == token]
+        if clash:
+            raise ValueError(f"GODEL_API_KEYS: key {clash[0]!r} has GODEL_ADMIN_TOKEN's secret")
+        return self
+
     @model_validator(mode="after")
     def _check_bounds(self) -> Settings:
         if self.probe_backoff_max_s < self.probe_backoff_min_s:
             raise ValueError("GODEL_PROBE_BACKOFF_MAX_S must be >= GODEL_PROBE_BACKOFF_MIN_S")
         if self.retry_backoff_max_ms < self.retry_backoff_base_ms:
             raise ValueError("GODEL_RETRY_BACKOFF_MAX_MS must be >= GODEL_RETRY_BACKOFF_BASE_MS")
+        if self.max_body_bytes < self.max_payload_bytes:
+            raise ValueError("GODEL_MAX_BODY_BYTES must be >= GODEL_MAX_PAYLOAD_BYTES")
         return self
 
     @property
@@ -106,6 +183,11 @@ class Settings(BaseSettings):
     @property
     def effective_redis_url(self) -> str:
         return self.redis_url or DEFAULT_REDIS_URL
+
+    @property
+    def env_keys(self) -> list[KeySpec]:
+        """The keys of GODEL_API_KEYS (validated at start)."""
+        return parse_api_keys(self.api_keys.get_secret_value()) if self.api_keys else []
 
     @property
     def handler_modules(self) -> list[str]:

@@ -56,3 +56,10 @@ class Event:
     def payload(self) -> dict[str, Any]:
         loaded: dict[str, Any] = orjson.loads(self.payload_json)
         return loaded
+
+    def same_as(self, other: Event) -> bool:
+        """Both carry one event: same type, agent and payload (compared as JSON values, so
+        key order does not matter). What an id sent twice must satisfy."""
+        if self.type != other.type or self.agent_id != other.agent_id:
+            return False
+        return self.payload_json == other.payload_json or self.payload == other.payload

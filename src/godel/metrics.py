@@ -42,6 +42,15 @@ CACHE_REQUESTS = Counter(
 QUEUE_DEPTH = Gauge("godel_queue_depth", "Redis queue depths", ["queue"])
 DEAD_LETTERS = Gauge("godel_dead_letter_events", "Dead letters per event type", ["type"])
 EVENTS_ACCEPTED = Counter("godel_events_accepted_total", "Events acknowledged (202)", ["mode"])
+EVENTS_REFUSED = Counter(
+    "godel_events_refused_total",
+    "Events refused at ingest, by reason (a body refused unread counts as one)",
+    ["reason"],
+)
+RATE_LIMIT_LOCAL = Counter(
+    "godel_rate_limit_local_decisions_total",
+    "Rate-limit decisions taken by per-process buckets because Redis was not usable",
+)
 EVENTS_PROCESSED = Counter("godel_events_processed_total", "Event processing outcomes", ["outcome"])
 EVENTS_UNHANDLED = Counter(
     "godel_events_unhandled_total",

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 from godel.config import Settings
+from godel.errors import ConfigError
 from godel.intake import parse_event
 
 if TYPE_CHECKING:
@@ -14,14 +15,17 @@ if TYPE_CHECKING:
 
 
 class Producer:
-    """Publish events durably:
+    """Publish events durably into the ledger a Godel server reads:
 
-        async with Producer() as producer:
+        async with Producer() as producer:      # GODEL_DATABASE_URL must name that ledger
             event_id = await producer.publish("agent.status", {"status": "busy"},
                                               agent_id="a-1")
 
-    Standing alone it opens its own ledger and Link (and upgrades an SQLite ledger);
-    given an `ingest` (the API's own), it shares that one's group commit.
+    Standing alone it needs the server's ledger (`GODEL_DATABASE_URL`: refusing to guess,
+    since a private default ledger would swallow events no server ever sees) and, when set,
+    its Redis (`GODEL_REDIS_URL`); without a Redis URL it writes to the ledger only, and the
+    server's periodic replay (every GODEL_RECONCILE_INTERVAL_S) pushes the events on.
+    Given an `ingest` (the API's own), it shares that one's group commit.
     """
 
     def __init__(self, settings: Settings | None = None, *, ingest: Ingest | None = None) -> None:
@@ -33,8 +37,15 @@ class Producer:
         if self._ingest is None:
             from godel.runtime import Runtime
 
+            if not self.settings.database_url:
+                raise ConfigError(
+                    "the Producer writes into the ledger a Godel server reads: set "
+                    "GODEL_DATABASE_URL to that server's (e.g. sqlite:///path/.godel/godel.db "
+                    "or its PostgreSQL URL)"
+                )
             self._owned = Runtime(self.settings)
-            await self._owned.start(workers=0, maintenance=False)
+            fast_lane = self.settings.redis_url is not None
+            await self._owned.start(workers=0, maintenance=False, fast_lane=fast_lane)
             self._ingest = self._owned.ingest
         return self
 

@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 
 from godel.config import Settings
-from godel.errors import LedgerUnavailable
+from godel.errors import ConfigError, LedgerRefused, LedgerUnavailable
 from godel.event import Event
 from godel.fastlane.cache import Cache
 from godel.fastlane.keys import cache_key
@@ -21,6 +21,7 @@ from godel.health import HealthReport, RedisMemory, ReplayReport, link_report
 from godel.pipeline.deadletters import DeadLetters
 from godel.pipeline.ingest import Ingest
 from godel.pipeline.maintenance import Maintenance
+from godel.pipeline.ratelimit import RateLimiter
 from godel.pipeline.recovery import Recovery
 from godel.pipeline.replay import Replayer
 from godel.pipeline.worker import Worker, worker_name
@@ -55,6 +56,7 @@ class Runtime:
         self.replayer = Replayer(settings, db=self.db, lane=self.lane)
         self.recovery = Recovery(settings, link=self.link, refill=self.replayer)
         self.ingest = Ingest(settings, self.db, self.lane)
+        self.limiter = RateLimiter(settings, self.link)  # the API's; a Producer is trusted
         self.dead_letters = DeadLetters(db=self.db, lane=self.lane)
         self.maintenance = Maintenance(
             settings, lane=self.lane, replayer=self.replayer, dead_letters=self.dead_letters
@@ -72,18 +74,39 @@ class Runtime:
         return self._registry
 
     async def start(
-        self, workers: int = 0, maintenance: bool = True, migrate: bool | None = None
+        self,
+        workers: int = 0,
+        maintenance: bool = True,
+        migrate: bool | None = None,
+        fast_lane: bool = True,
     ) -> None:
+        """Start everything. `fast_lane=False`: the ledger only (no Redis is configured);
+        events wait undispatched for a server's replay."""
         # Plugins load (and a bad one fails in one line) before anything else starts.
         for line in self.registry.describe():
             log.info("handler %s", line)
         if migrate if migrate is not None else self.db.is_sqlite:
             await asyncio.to_thread(upgrade, self.db)
-        await self.recovery.start()
+        else:
+            await self._check_ledger()
+        if fast_lane:
+            await self.recovery.start()
+        else:
+            self.link.enter_fallback("ledger_only", "no Redis configured (GODEL_REDIS_URL)")
         if maintenance:
             self.maintenance.start()
         for index in range(workers):
             self.add_worker(worker_name(index))
+
+    async def _check_ledger(self) -> None:
+        """A database that refuses us (the password, pg_hba, sslmode) is a configuration to
+        fix: stop now, in one line. One that is down is waited out, answering 503."""
+        try:
+            await self.db.check()
+        except LedgerRefused as err:
+            raise ConfigError(f"the ledger refused the connection: {err}") from None
+        except LedgerUnavailable as err:
+            log.warning("the ledger is unavailable (%s); answering 503 until it is back", err)
 
     def add_worker(self, name: str, burst: bool = False) -> asyncio.Task[int]:
         worker = Worker(

@@ -432,3 +432,54 @@ def test_notes_follow_the_autoscalers_and_redis_mode() -> None:
     assert "KEDA ScaledObject godel-worker, 1-10 replicas" in notes
     # The Prometheus trigger needs the API scraped: NOTES says so when the chart does not.
     assert "monitoring.serviceMonitor.enabled=false" in notes
+
+
+# --- API keys (auth.*) ------------------------------------------------------------------
+
+KEYS = [
+    {"name": "grafana", "scopes": ["read"], "secret": "r" * 32},
+    {"name": "ingest", "scopes": ["publish", "read"], "secret": "p" * 32},
+]
+
+
+def test_no_api_keys_by_default() -> None:
+    chart = render()
+    assert "GODEL_API_KEYS" not in _env(chart, "godel-api")
+    assert chart.find("Secret", "godel-api-keys") is None
+
+
+def test_api_keys_go_to_a_secret_read_by_the_api_only() -> None:
+    import base64
+
+    chart = render({"auth": {"apiKeys": KEYS}})
+    secret = chart.get("Secret", "godel-api-keys")
+    value = base64.b64decode(secret["data"]["keys"]).decode()
+    assert value == f"grafana:read:{'r' * 32},ingest:publish+read:{'p' * 32}"
+    ref = _env(chart, "godel-api")["GODEL_API_KEYS"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "godel-api-keys", "key": "keys"}
+    # Workers check no credential: they never get the keys.
+    assert "GODEL_API_KEYS" not in _env(chart, "godel-worker")
+    assert "r" * 32 not in str(chart.get("Deployment", "godel-api"))
+
+
+def test_api_keys_from_an_existing_secret() -> None:
+    values = {"auth": {"existingSecret": "ops-keys", "existingSecretKey": "godel", "apiKeys": KEYS}}
+    chart = render(values)
+    ref = _env(chart, "godel-api")["GODEL_API_KEYS"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "ops-keys", "key": "godel"}
+    assert chart.find("Secret", "godel-api-keys") is None
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        {"name": "bad name", "scopes": ["read"], "secret": "x" * 32},
+        {"name": "admin", "scopes": ["read"], "secret": "x" * 32},
+        {"name": "k", "scopes": ["write"], "secret": "x" * 32},
+        {"name": "k", "scopes": [], "secret": "x" * 32},
+        {"name": "k", "scopes": ["read"], "secret": "short"},
+        {"name": "k", "scopes": ["read"], "secret": "has,comma" + "x" * 16},
+    ],
+)
+def test_api_keys_are_checked_by_the_schema(key: dict[str, Any]) -> None:
+    assert render_error({"auth": {"apiKeys": [key]}})

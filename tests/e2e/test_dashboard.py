@@ -1,28 +1,26 @@
 """The dashboard in a real browser (Playwright driving Debian's Chromium) against a live
-`godel serve` and a real redis-server: the banner follows Redis, operator actions work."""
+`godel serve` and a real redis-server: sign-in with a session cookie, the banner follows
+Redis, operator actions work for an admin login and are refused to a read login."""
 
 from __future__ import annotations
 
 import shutil
-import sys
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.servers import LOOPBACK, ProcessRunner, RedisServer, free_port
+from tests.servers import GodelServer, RedisServer, start_serve
+from tests.support.godel_server import REPO_ROOT, StartProcess
+from tests.support.settings import TOKEN, fast_settings
 
 pytestmark = pytest.mark.e2e
 
 CHROMIUM = Path("/usr/bin/chromium")
-REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "test-artifacts"
-TOKEN = "t"
+ARTIFACTS = REPO_ROOT / "test-artifacts"
 BANNER_TEXT = "Redis Connection Error"
+READ_KEY = "e2e-reader-secret-0123456789abcdef"  # a read-only login (`viewer`)
 # The banner must move within 3 s; the waits allow 5 s so a loaded 2-core machine does not
 # fail the test, while the push stream (not a poll or reload) is what moves it.
 WAIT_MS = 5000
@@ -36,44 +34,16 @@ CHROMIUM_ARGS = [
 ]
 
 
-@dataclass
-class Godel:
-    url: str
-    process: ProcessRunner
-    http: httpx.Client
-
-    def health(self) -> dict[str, Any]:
-        body: dict[str, Any] = self.http.get("/health").json()
-        return body
-
-    def wait(
-        self, check: Callable[[dict[str, Any]], bool], what: str, timeout_s: float = 15
-    ) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not check(self.health()):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}: {self.health()}")
-            time.sleep(0.1)
-
-
 @pytest.fixture
-def godel(run_process: Any, fresh_redis: RedisServer, tmp_path: Path) -> Iterator[Godel]:
-    port = free_port()
-    env = {
-        "GODEL_REDIS_URL": fresh_redis.url,
-        "GODEL_DATABASE_URL": f"sqlite:///{tmp_path}/g.db",
-        "GODEL_ADMIN_TOKEN": TOKEN,
-        "GODEL_PROBE_BACKOFF_MAX_S": "0.5",
-        "GODEL_HANDLERS": "tests.plugins.flaky",  # test.fail always fails
-        "GODEL_RETRY_MAX_ATTEMPTS": "1",
-        "PYTHONPATH": str(REPO),
-    }
-    command = [str(Path(sys.executable).parent / "godel"), "serve", "--port", str(port)]
-    process = run_process(command, env=env, name="godel-serve", cwd=tmp_path)
-    url = f"http://{LOOPBACK}:{port}"
-    process.wait_http(f"{url}/health/ready")
-    with httpx.Client(base_url=url, timeout=10) as http:
-        yield Godel(url, process, http)
+def godel(run_process: StartProcess, fresh_redis: RedisServer, tmp_path: Path) -> GodelServer:
+    settings = fast_settings(
+        f"sqlite:///{tmp_path}/g.db",
+        fresh_redis.url,
+        handlers="tests.plugins.flaky",  # test.fail always fails
+        retry_max_attempts=1,
+        api_keys=f"viewer:read:{READ_KEY}",
+    )
+    return start_serve(run_process, tmp_path / "serve", settings)
 
 
 @pytest.fixture
@@ -97,14 +67,15 @@ def screenshot(page: Any, tmp_path: Path, name: str) -> None:
 
 
 def test_banner_follows_redis_and_operator_actions_work(
-    godel: Godel, fresh_redis: RedisServer, browser: Any, tmp_path: Path
+    godel: GodelServer, fresh_redis: RedisServer, browser: Any, tmp_path: Path
 ) -> None:
     from playwright.sync_api import expect
 
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(godel.url)
+    sign_in(page, godel.url, TOKEN)
+    expect(page.locator("#who")).to_have_text("admin")
     banner = page.get_by_text(BANNER_TEXT, exact=True)
     expect(page.locator("#banner-up")).to_be_visible()
     expect(banner).to_be_hidden()
@@ -112,7 +83,7 @@ def test_banner_follows_redis_and_operator_actions_work(
     page.evaluate("window.__sameDocument = true")  # gone if anything reloads the page
 
     for i in range(20):
-        godel.http.post("/api/v1/events", json={"type": "agent.status", "agent_id": f"e2e-{i % 3}"})
+        godel.post({"type": "agent.status", "agent_id": f"e2e-{i % 3}"})
     expect(page.locator("#agents")).to_contain_text("e2e-2", timeout=WAIT_MS)
     expect(page.locator("#feed")).to_contain_text("agent.status", timeout=WAIT_MS)
 
@@ -120,8 +91,8 @@ def test_banner_follows_redis_and_operator_actions_work(
     expect(banner).to_be_visible(timeout=WAIT_MS)
     expect(page.locator("#link-reason")).to_have_text("connection")
     expect(page.locator("#banner-up")).to_be_hidden()
-    accepted = godel.http.post("/api/v1/events", json={"type": "agent.status", "agent_id": "x"})
-    assert accepted.json()["mode"] == "fallback"
+    accepted = godel.post({"type": "agent.status", "agent_id": "x"})
+    assert accepted["mode"] == "fallback"
     screenshot(page, tmp_path, "dashboard-redis-down.png")
 
     fresh_redis.restart(keep_data=False)
@@ -129,23 +100,20 @@ def test_banner_follows_redis_and_operator_actions_work(
     expect(page.locator("#banner-up")).to_be_visible()
     assert page.evaluate("window.__sameDocument") is True, "the page was reloaded"
 
-    page.fill("#token", TOKEN)
-    page.click("#token-form button[type=submit]")
-    expect(page.locator("#token-state")).to_contain_text("token set")
     result = page.locator("#action-result")
     page.click("#btn-recover")
     expect(result).to_contain_text("Recovery: link connected", timeout=WAIT_MS)
     page.click("#btn-warm")
     expect(result).to_contain_text("Cache warmed: 4 agents", timeout=WAIT_MS)
 
-    dead_id = godel.http.post("/api/v1/events", json={"type": "test.fail", "payload": {"n": 7}})
+    dead_id = godel.post({"type": "test.fail", "payload": {"n": 7}})["id"]
     godel.wait(lambda h: h["events"].get("dead") == 1, "a dead letter")
     page.click("#btn-dead")
     rows = page.locator("#dead-admin")
     expect(rows).to_contain_text("test.fail", timeout=WAIT_MS)
     rows.locator("button[data-action=inspect][data-type='test.fail']").click()
     detail = page.locator("#dead-detail")
-    expect(detail).to_contain_text(dead_id.json()["id"], timeout=WAIT_MS)
+    expect(detail).to_contain_text(dead_id, timeout=WAIT_MS)
     expect(detail).to_contain_text("boom 7")
     page.once("dialog", lambda dialog: dialog.accept())
     rows.locator("button[data-action=replay][data-type='test.fail']").click()
@@ -153,3 +121,56 @@ def test_banner_follows_redis_and_operator_actions_work(
     page.locator("#dead-detail").evaluate("node => node.scrollIntoView()")
     screenshot(page, tmp_path, "dashboard.png")
     assert not errors, errors
+
+
+def sign_in(page: Any, url: str, key: str) -> None:
+    """Open the dashboard without a session: the sign-in page, then the dashboard."""
+    from playwright.sync_api import expect
+
+    page.goto(url)
+    expect(page).to_have_url(f"{url}/login")
+    page.fill("#key", key)
+    page.click("#login-form button[type=submit]")
+    expect(page).to_have_url(f"{url}/", timeout=WAIT_MS)
+    expect(page.locator("#stream-state")).to_have_text("live", timeout=WAIT_MS)
+
+
+def test_sign_in_cookie_scopes_and_sign_out(godel: GodelServer, browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    context = browser.new_context()
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(godel.url + "/login")
+    page.fill("#key", "not-a-key")
+    page.click("#login-form button[type=submit]")
+    expect(page.locator("#login-error")).to_contain_text("HTTP 401")
+    expect(page).to_have_url(f"{godel.url}/login")
+
+    sign_in(page, godel.url, READ_KEY)
+    expect(page.locator("#who")).to_have_text("viewer")
+    (cookie,) = context.cookies()
+    assert cookie["name"] == "godel_session" and cookie["httpOnly"]
+    assert cookie["sameSite"] == "Strict"
+    assert READ_KEY not in cookie["value"] and not cookie["secure"]  # plain http here
+    assert page.evaluate("document.cookie") == ""  # HttpOnly: no script can read it
+    # A read login sees the page and the stream, but not the operator's buttons.
+    expect(page.locator("#btn-recover")).to_be_disabled()
+    expect(page.locator("#admin-note")).to_contain_text("admin login")
+    status = page.evaluate(
+        """async () => (await fetch("/admin/cache/warm", {method: "POST",
+             headers: {"X-Requested-With": "e2e"}})).status"""
+    )
+    assert status == 403
+    for i in range(3):
+        godel.post({"type": "agent.status", "agent_id": f"r-{i}"})
+    expect(page.locator("#agents")).to_contain_text("r-2", timeout=WAIT_MS)
+
+    page.click("#logout")
+    expect(page).to_have_url(f"{godel.url}/login", timeout=WAIT_MS)
+    assert context.cookies() == []
+    page.goto(godel.url)
+    expect(page).to_have_url(f"{godel.url}/login")
+    assert not errors, errors
+    context.close()

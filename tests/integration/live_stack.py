@@ -1,87 +1,55 @@
-"""A real `godel serve` subprocess (the console script) against a real redis-server and a
-SQLite ledger, for tests that drive the CLI and the runbook the way an operator does."""
+"""`godel serve` as an operator runs it (tests.support.godel_server), with the runbook's
+plugin handlers, against a real redis-server and a SQLite ledger: for the tests that drive
+the CLI and the runbook."""
 
 from __future__ import annotations
 
 import os
-import sys
-import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import httpx
+from tests.servers import GODEL_BIN, GodelServer, ProcessRunner, RedisServer, start_serve
+from tests.support.godel_server import REPO_ROOT, StartProcess
+from tests.support.settings import FAST, TOKEN, settings_env
 
-from tests.servers import ProcessRunner, RedisServer, free_port
-
-ROOT = Path(__file__).resolve().parents[2]
-GODEL_BIN = Path(sys.executable).parent / "godel"
-TOKEN = "live-stack-admin-token"
+ROOT = REPO_ROOT
 FAILING_TYPE = "test.fail"  # tests/plugins/flaky.py: its handler always raises
-
-# Short timeouts and periods so state changes show within a second (same spirit as
-# tests/harness.py FAST). One attempt: a failing event is dead at once.
-SERVE_ENV = {
-    "GODEL_ADMIN_TOKEN": TOKEN,
-    "GODEL_HANDLERS": "tests.plugins.flaky",
-    "GODEL_RETRY_MAX_ATTEMPTS": "1",
-    "GODEL_REDIS_SOCKET_TIMEOUT_S": "0.3",
-    "GODEL_REDIS_CONNECT_TIMEOUT_S": "0.3",
-    "GODEL_REDIS_BLOCK_TIMEOUT_S": "0.2",
-    "GODEL_PROBE_BACKOFF_MIN_S": "0.05",
-    "GODEL_PROBE_BACKOFF_MAX_S": "0.3",
-    "GODEL_RECONCILE_INTERVAL_S": "0.3",
-    "GODEL_RECONCILE_DEADLINE_S": "1.5",
-    "GODEL_METRICS_INTERVAL_S": "0.3",
-    "GODEL_REDIS_INFO_INTERVAL_S": "0.3",
-    "GODEL_WORKER_LEASE_S": "2",
-    "GODEL_EMBEDDED_REDIS": "false",
-    "GODEL_LOG_LEVEL": "INFO",
+# FAST, plus the plugins; one attempt: a failing event is dead at once.
+STACK: Mapping[str, Any] = {
+    **FAST,
+    "handlers": "tests.plugins.flaky",
+    "retry_max_attempts": 1,
+    "log_level": "INFO",
 }
+SERVE_ENV = settings_env(STACK)  # the same, as the environment of a `godel serve`
+AUTH = {"Authorization": f"Bearer {TOKEN}"}  # the admin token, for direct HTTP calls
 
-StartProcess = Callable[..., ProcessRunner]
+__all__ = [
+    "AUTH",
+    "FAILING_TYPE",
+    "GODEL_BIN",
+    "ROOT",
+    "SERVE_ENV",
+    "STACK",
+    "TOKEN",
+    "LiveStack",
+    "StartProcess",
+    "start_stack",
+]
 
 
-@dataclass
-class LiveStack:
-    url: str
-    redis: RedisServer
-    process: ProcessRunner
+class LiveStack(GodelServer):
+    """A running `godel serve` and the redis-server it uses."""
+
+    def __init__(self, url: str, redis: RedisServer, process: ProcessRunner) -> None:
+        super().__init__(url, process, TOKEN)
+        self.redis = redis
 
     def cli_env(self) -> dict[str, str]:
         """What an operator's shell has after the runbook's `export` lines."""
         path = f"{GODEL_BIN.parent}{os.pathsep}{os.environ.get('PATH', '')}"
         return {**os.environ, "PATH": path, "GODEL_URL": self.url, "GODEL_ADMIN_TOKEN": TOKEN}
-
-    def health(self) -> dict[str, Any]:
-        body: dict[str, Any] = httpx.get(f"{self.url}/health", timeout=5).json()
-        return body
-
-    def post(self, event: dict[str, Any]) -> dict[str, Any]:
-        response = httpx.post(f"{self.url}/api/v1/events", json=event, timeout=10)
-        assert response.status_code == 202, response.text
-        body: dict[str, Any] = response.json()
-        return body
-
-    def wait(
-        self, check: Callable[[dict[str, Any]], bool], what: str, timeout_s: float = 20
-    ) -> None:
-        """Poll GET /health until `check(health)` holds."""
-        deadline = time.monotonic() + timeout_s
-        health: dict[str, Any] = {}
-        while time.monotonic() < deadline:
-            health = self.health()
-            if check(health):
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}; last /health: {health}")
-
-    def wait_state(self, state: str, reason: str | None = None) -> None:
-        self.wait(
-            lambda h: h["state"] == state and (reason is None or h["link"]["reason"] == reason),
-            f"link state {state} ({reason})",
-        )
 
     def make_dead_letter(self, event_id: str) -> None:
         self.post({"type": FAILING_TYPE, "id": event_id, "payload": {"n": 1}})
@@ -95,22 +63,17 @@ def start_stack(
     env: Mapping[str, str] | None = None,
     name: str = "godel-serve",
 ) -> LiveStack:
-    """`godel serve` on a free port; returns once GET /health/ready answers 200."""
-    port = free_port()
+    """`godel serve` on a free port with a SQLite ledger in `tmp_path/name`, configured by
+    STACK and `env` (GODEL_* overrides); returns once the link is connected."""
     data_dir = tmp_path / name
-    data_dir.mkdir()
-    full_env = {
-        **SERVE_ENV,
-        "GODEL_REDIS_URL": redis.url,
-        "GODEL_DATABASE_URL": f"sqlite:///{data_dir / 'godel.db'}",
-        "GODEL_DATA_DIR": str(data_dir),
-        "PYTHONPATH": str(ROOT),  # for GODEL_HANDLERS=tests.plugins.flaky
-        **(env or {}),
+    overrides = {key.removeprefix("GODEL_").lower(): value for key, value in (env or {}).items()}
+    settings = {
+        **STACK,
+        "redis_url": redis.url,
+        "database_url": f"sqlite:///{data_dir / 'godel.db'}",
+        **overrides,
     }
-    args = [str(GODEL_BIN), "serve", "--host", "127.0.0.1", "--port", str(port)]
-    process = run_process(args, env=full_env, name=name, cwd=data_dir)
-    url = f"http://127.0.0.1:{port}"
-    process.wait_http(f"{url}/health/ready", timeout_s=60)
-    stack = LiveStack(url, redis, process)
+    server = start_serve(run_process, data_dir, settings, name=name)
+    stack = LiveStack(server.url, redis, server.process)
     stack.wait_state("connected")
     return stack

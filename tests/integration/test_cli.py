@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from godel.cli import app
 from tests.integration.live_stack import (
+    AUTH,
     FAILING_TYPE,
     GODEL_BIN,
     ROOT,
@@ -104,10 +105,13 @@ def test_publish_is_acknowledged_once_and_processed(stack: LiveStack) -> None:
     out = ok(stack, "events", "publish", "agent.status", "--payload", '{"status": "busy"}',
              "--agent-id", "a-1", "--id", "cli-1")  # fmt: skip
     assert out.strip() == "accepted cli-1 (mode redis)"
-    again = ok(stack, "events", "publish", "agent.status", "--id", "cli-1", "--agent-id", "a-1")
+    again = ok(stack, "events", "publish", "agent.status", "--payload", '{"status": "busy"}',
+               "--id", "cli-1", "--agent-id", "a-1")  # fmt: skip
     assert again.strip() == "duplicate cli-1: already accepted earlier, not queued again"
+    other = godel(stack, "events", "publish", "agent.status", "--id", "cli-1", "--agent-id", "a-1")
+    assert other.exit_code == 1 and "HTTP 409" in other.stderr  # same id, another payload
     stack.wait(lambda h: h["events"] == {"processed": 1}, "cli-1 processed")
-    agent = httpx.get(f"{stack.url}/api/v1/agents/a-1", timeout=5).json()
+    agent = httpx.get(f"{stack.url}/api/v1/agents/a-1", headers=AUTH, timeout=5).json()
     assert agent["status"] == "busy" and agent["events_applied"] == 1
 
     bad = godel(stack, "events", "publish", "not a type!")
@@ -162,7 +166,9 @@ def test_recover_and_cache_warm(stack: LiveStack) -> None:
     assert "link connected; replayed 0 events" in ok(stack, "recover")
 
     for i in range(3):
-        r = httpx.post(f"{stack.url}/api/v1/agents", json={"id": f"warm-{i}"}, timeout=5)
+        r = httpx.post(
+            f"{stack.url}/api/v1/agents", json={"id": f"warm-{i}"}, headers=AUTH, timeout=5
+        )
         assert r.status_code == 201
     stack.redis.client().flushall()  # the cache is empty: warm must refill it
     out = ok(stack, "cache", "warm")
@@ -342,3 +348,32 @@ def test_worker_imports_handlers_from_the_working_directory(tmp_path: Path) -> N
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+
+
+def test_keys_made_listed_used_and_revoked(stack: LiveStack) -> None:
+    """The console script against a real `godel serve`: the secret is printed once, works as
+    GODEL_API_KEY for what its scope allows, and stops working when revoked."""
+    made = binary(stack, "keys", "create", "cli-ingest", "--scope", "publish")
+    assert made.returncode == 0, made.stderr
+    secret = made.stdout.strip()
+    assert secret.startswith("gdl_") and "\n" not in secret and secret not in made.stderr
+    listed = binary(stack, "keys", "list")
+    assert "cli-ingest" in listed.stdout and "publish" in listed.stdout
+    assert secret not in listed.stdout
+
+    as_key = {**stack.cli_env(), "GODEL_API_KEY": secret}
+    del as_key["GODEL_ADMIN_TOKEN"]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [str(GODEL_BIN), *args]
+        return subprocess.run(command, env=as_key, capture_output=True, text=True, check=False)
+
+    published = run("events", "publish", "agent.ping", "--id", "key-1")
+    assert published.returncode == 0 and published.stdout.startswith("accepted key-1")
+    status = run("status")
+    assert status.returncode == 1 and "HTTP 403" in status.stderr and "read scope" in status.stderr
+
+    assert binary(stack, "keys", "revoke", "cli-ingest").returncode == 0
+    refused = run("events", "publish", "agent.ping")
+    assert refused.returncode == 1 and "HTTP 401" in refused.stderr
+    assert secret not in stack.process.log_text()

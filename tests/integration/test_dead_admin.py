@@ -13,7 +13,7 @@ from godel import Event
 from godel.fastlane.link import LinkState
 from godel.handlers import Registry, default_registry
 from godel.pipeline.deadletters import DeadLetters
-from tests.harness import TOKEN, Harness, ledger_counts, make_settings, running, wait_until
+from tests.harness import TOKEN, Harness, ledger_counts, make_settings, running, wait_until_async
 from tests.servers import RedisServer
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -64,10 +64,10 @@ async def kill_events(h: Harness, counts: dict[str, int]) -> dict[str, list[str]
         ids[event_type] = (await h.post(body)).json()["ids"]
     total = sum(counts.values())
 
-    async def all_dead() -> bool:
-        return (await asyncio.to_thread(ledger_counts, h.rt)).get("dead") == total
+    def all_dead() -> bool:
+        return ledger_counts(h.ledger_url).get("dead") == total
 
-    await wait_until(all_dead, 30, f"{total} dead letters")
+    await wait_until_async(all_dead, 30, f"{total} dead letters")
     return ids
 
 
@@ -77,10 +77,10 @@ def redis_list(url: str, event_type: str) -> list[str]:
 
 
 async def wait_listed(url: str, event_type: str, n: int) -> None:
-    async def listed() -> bool:
-        return len(await asyncio.to_thread(redis_list, url, event_type)) == n
+    def listed() -> bool:
+        return len(redis_list(url, event_type)) == n
 
-    await wait_until(listed, 10, f"{n} ids in godel:queue:dead:{event_type}")
+    await wait_until_async(listed, 10, f"{n} ids in godel:queue:dead:{event_type}")
 
 
 async def test_list_show_and_validation(sqlite_url: str, redis_url: str) -> None:
@@ -128,11 +128,11 @@ async def test_auth_is_required(sqlite_url: str, redis_url: str) -> None:
             ("POST", "/admin/dead/replay"),
             ("POST", "/admin/dead/purge"),
         ):
-            missing = await h.client.request(method, path)
+            missing = await h.anon.request(method, path)
             assert missing.status_code == 401, path
             assert missing.json()["error"] == "unauthorized"
-            wrong = await h.client.request(method, path, headers={"Authorization": "Bearer no"})
-            assert wrong.status_code == 403 and wrong.json()["error"] == "forbidden", path
+            wrong = await h.anon.request(method, path, headers={"Authorization": "Bearer no"})
+            assert wrong.status_code == 401 and wrong.json()["error"] == "unauthorized", path
 
 
 async def test_replay_after_fix_processes_and_purge_discards(
@@ -150,10 +150,10 @@ async def test_replay_after_fix_processes_and_purge_discards(
         }
         assert redis_list(redis_url, "deadtest.a") == []
 
-        async def processed() -> bool:
-            return (await asyncio.to_thread(ledger_counts, h.rt)).get("processed") == 3
+        def processed() -> bool:
+            return ledger_counts(h.ledger_url).get("processed") == 3
 
-        await wait_until(processed, 30, "replayed dead letters processed")
+        await wait_until_async(processed, 30, "replayed dead letters processed")
         for event_id in ids["deadtest.a"]:
             ev = (await h.client.get(f"/api/v1/events/{event_id}")).json()
             assert ev["status"] == "processed" and ev["attempts"] == 0
@@ -166,7 +166,7 @@ async def test_replay_after_fix_processes_and_purge_discards(
         assert (await post(h, "/admin/dead/purge"))["purged"] == 0
         summary = await get(h, "/admin/dead")
         assert summary == {"types": {}, "total": 0, "redis": {}}
-        counts = await asyncio.to_thread(ledger_counts, h.rt)
+        counts = await h.counts()
         assert counts == {"processed": 3, "purged": 2}  # the ledger keeps every row
         assert (await h.client.get("/health")).json()["undispatched"] == 0
         gone = await h.client.get(f"/admin/dead/events/{ids['deadtest.b'][0]}", headers=AUTH)
@@ -178,7 +178,7 @@ async def test_replay_in_batches_keeps_ledger_order(sqlite_url: str, redis_url: 
         # A burst worker kills them and exits, so pending then shows the replayed order.
         ids = {"deadtest.c": (await h.post({"events": [{"type": "deadtest.c"}] * 5})).json()["ids"]}
         await h.rt.add_worker("burst-0", burst=True)
-        assert (await asyncio.to_thread(ledger_counts, h.rt)) == {"dead": 5}
+        assert (await h.counts()) == {"dead": 5}
         await wait_listed(redis_url, "deadtest.c", 5)
         result = await DeadLetters(db=h.rt.db, lane=h.rt.lane, batch=2).replay()
         assert result == {"replayed": 5, "pushed": 5}
@@ -199,26 +199,26 @@ async def test_replay_and_purge_while_redis_is_down(sqlite_url: str, redis_facto
         broken["on"] = False
         await asyncio.to_thread(server.pause)  # hung: the lists survive, nothing answers
 
-        async def in_fallback() -> bool:
+        def in_fallback() -> bool:
             return h.rt.link.state is LinkState.FALLBACK
 
-        await wait_until(in_fallback, 10, "fallback")
+        await wait_until_async(in_fallback, 10, "fallback")
         assert await post(h, "/admin/dead/replay", type="deadtest.d") == {
             "replayed": 2,
             "pushed": 0,
         }
         assert await post(h, "/admin/dead/purge", type="deadtest.e") == {"purged": 1}
 
-        async def processed() -> bool:
-            return (await asyncio.to_thread(ledger_counts, h.rt)).get("processed") == 2
+        def processed() -> bool:
+            return ledger_counts(h.ledger_url).get("processed") == 2
 
-        await wait_until(processed, 30, "replayed dead letters processed from the ledger")
+        await wait_until_async(processed, 30, "replayed dead letters processed from the ledger")
         await asyncio.to_thread(server.resume)
 
-        async def connected() -> bool:
+        def connected() -> bool:
             return h.rt.link.connected
 
-        await wait_until(connected, 10, "recovery")
+        await wait_until_async(connected, 10, "recovery")
         assert redis_list(server.url, "deadtest.d") == ids["deadtest.d"][::-1]  # stale
         assert await post(h, "/admin/dead/purge") == {"purged": 0}
         assert redis_list(server.url, "deadtest.d") == []
@@ -237,7 +237,7 @@ async def test_replay_before_the_fix_is_finite(sqlite_url: str, redis_url: str) 
         async def all_dead_again() -> bool:
             return (await dl.summary())["types"] == {"deadtest.f": 20}
 
-        await wait_until(all_dead_again, 30, "the replayed events to die again")
+        await wait_until_async(all_dead_again, 30, "the replayed events to die again")
 
 
 async def test_sync_restores_the_lists_a_restarted_redis_lost(
@@ -248,10 +248,10 @@ async def test_sync_restores_the_lists_a_restarted_redis_lost(
         await wait_listed(fresh_redis.url, "deadtest.g", 3)
         await asyncio.to_thread(fresh_redis.restart, False)  # no AOF: the lists are gone
 
-        async def recovered() -> bool:
+        def recovered() -> bool:
             return h.rt.link.connected
 
-        await wait_until(recovered, 10, "recovery")
+        await wait_until_async(recovered, 10, "recovery")
         assert redis_list(fresh_redis.url, "deadtest.g") == []
         dl = DeadLetters(db=h.rt.db, lane=h.rt.lane)
         # Just died: their worker may still be filing them, so the default grace skips them.

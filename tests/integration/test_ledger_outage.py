@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import pytest
 
-from tests.harness import assert_exactly_once, make_settings, running, wait_until
-from tests.servers import PostgresServer
+from tests.harness import assert_exactly_once, make_settings, running, wait_drained
+from tests.servers import PostgresServer, RedisServer
 
 
 def _allow_connections(server: PostgresServer, db: str, allow: bool) -> None:
@@ -43,23 +44,14 @@ async def test_database_down_gives_503_and_keeps_what_was_accepted(
         assert second.status_code == 202
         acked = set(first.json()["ids"]) | set(second.json()["ids"])
 
-        async def done() -> bool:
-            return (await h.rt.db.read(_processed)) == len(acked)
-
-        await wait_until(done, 30, "processing after the database returned")
-        await asyncio.to_thread(assert_exactly_once, h.rt, acked)
-
-
-def _processed(conn: object) -> int:
-    from godel.store.ledger import count_by_status
-
-    return count_by_status(conn).get("processed", 0)  # type: ignore[arg-type]
+        await wait_drained(h.ledger_url, len(acked), timeout_s=30)
+        await asyncio.to_thread(assert_exactly_once, h.ledger_url, acked)
 
 
 async def test_eviction_policy_that_may_drop_queue_keys_is_reported(
     sqlite_url: str,
-    redis_factory,
-    caplog: pytest.LogCaptureFixture,  # type: ignore[no-untyped-def]
+    redis_factory: Callable[..., RedisServer],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="godel")
     server = redis_factory(extra_args=("--maxmemory-policy", "allkeys-lru", "--maxmemory", "64mb"))

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import redis
-from sqlalchemy import create_engine, select
+from sqlalchemy import select
 
 from godel.store.schema import events
-from tests.harness import ledger_counts, make_settings, running, wait_until
-from tests.servers import ProcessRunner, RedisServer
+from tests.harness import ledger_counts, make_settings, running, wait_until_async
+from tests.servers import GODEL_BIN, ProcessRunner, RedisServer, godel_env
+from tests.support.ledger import reading
+from tests.support.settings import fast_settings
 
 HANDLERS = "tests.plugins.flaky"
-REPO = Path(__file__).resolve().parents[2]
 
 
 async def test_failing_handler_dead_letters_and_flaky_one_recovers(
@@ -26,11 +26,11 @@ async def test_failing_handler_dead_letters_and_flaky_one_recovers(
         bad = (await h.post({"type": "test.fail", "payload": {"n": 1}})).json()["id"]
         flaky = (await h.post({"type": "test.flaky"})).json()["id"]
 
-        async def settled() -> bool:
-            counts = await asyncio.to_thread(ledger_counts, h.rt)
+        def settled() -> bool:
+            counts = ledger_counts(h.ledger_url)
             return counts.get("dead") == 1 and counts.get("processed") == 1
 
-        await wait_until(settled, 30, "dead letter and flaky success")
+        await wait_until_async(settled, 30, "dead letter and flaky success")
         dead = (await h.client.get(f"/api/v1/events/{bad}")).json()
         assert dead["status"] == "dead" and dead["attempts"] == 3
         assert "boom 1" in dead["last_error"]
@@ -47,13 +47,15 @@ async def test_dead_letter_in_fallback_reaches_redis_after_recovery(
     settings = make_settings(sqlite_url, fresh_redis.url, handlers=HANDLERS, retry_max_attempts=2)
     async with running(settings, workers=1) as h:
         await asyncio.to_thread(fresh_redis.kill9)
+        # The worker's blocking claim notices the dead connection; post once it has.
+        await wait_until_async(lambda: not h.rt.link.connected, 10, "fallback")
         bad = (await h.post({"type": "test.fail"})).json()
         assert bad["mode"] == "fallback"
 
-        async def dead() -> bool:
-            return (await asyncio.to_thread(ledger_counts, h.rt)).get("dead") == 1
+        def dead() -> bool:
+            return ledger_counts(h.ledger_url).get("dead") == 1
 
-        await wait_until(dead, 30, "dead letter via the ledger")
+        await wait_until_async(dead, 30, "dead letter via the ledger")
         await asyncio.to_thread(fresh_redis.restart, False)
         r = await h.admin("/admin/recovery/redis")
         assert r.json()["state"] == "connected" and r.json()["remaining"] == 0
@@ -69,26 +71,21 @@ async def test_reaper_returns_the_events_of_a_killed_worker(
 ) -> None:
     block = tmp_path / "block"
     block.touch()
-    env = {
-        "GODEL_DATABASE_URL": sqlite_url,
-        "GODEL_REDIS_URL": redis_url,
-        "GODEL_HANDLERS": HANDLERS,
-        "GODEL_WORKER_LEASE_S": "2",
-        "PYTHONPATH": str(REPO),
-    }
-    godel = str(Path(sys.executable).parent / "godel")
+    fast = fast_settings(sqlite_url, redis_url, handlers=HANDLERS)
+    env = godel_env(fast)
+    worker = [str(GODEL_BIN), "worker"]
     settings = make_settings(sqlite_url, redis_url, handlers=HANDLERS)
     async with running(settings, workers=0) as h:  # the API and the reaper, no worker
         eid = (await h.post({"type": "test.slow", "payload": {"block_file": str(block)}})).json()[
             "id"
         ]
-        proc = run_process([godel, "worker"], env=env, name="worker-1")
+        proc = run_process(worker, env=env, name="worker-1", inherit_env=False)
 
         def claimed() -> bool:
             with redis.Redis.from_url(redis_url) as r:
                 return any(r.llen(k) for k in r.scan_iter("godel:queue:processing:*"))
 
-        await wait_until(lambda: asyncio.to_thread(claimed), 30, "the worker to claim")
+        await wait_until_async(claimed, 30, "the worker to claim")
         await asyncio.to_thread(proc.kill9)
         block.unlink()  # the next attempt finishes at once
 
@@ -96,12 +93,11 @@ async def test_reaper_returns_the_events_of_a_killed_worker(
             with redis.Redis.from_url(redis_url, decode_responses=True) as r:
                 return r.lrange("godel:queue:pending", 0, -1) == [eid]
 
-        await wait_until(lambda: asyncio.to_thread(back_in_pending), 10, "the reaper")
-        run_process([godel, "worker", "--burst"], env=env, name="worker-2").wait(60)
-        engine = create_engine(sqlite_url)
-        with engine.connect() as conn:
+        await wait_until_async(back_in_pending, 10, "the reaper")
+        burst = run_process([*worker, "--burst"], env=env, name="worker-2", inherit_env=False)
+        assert await asyncio.to_thread(burst.wait, 60) == 0, burst.log_tail()
+        with reading(sqlite_url) as conn:
             row = conn.execute(
                 select(events.c.status, events.c.attempts).where(events.c.id == eid)
             ).one()
-        engine.dispose()
         assert tuple(row) == ("processed", 0)

@@ -38,7 +38,14 @@ from pathlib import Path
 
 import httpx
 
-from tests.integration.live_stack import FAILING_TYPE, ROOT, LiveStack, StartProcess, start_stack
+from tests.integration.live_stack import (
+    AUTH,
+    FAILING_TYPE,
+    ROOT,
+    LiveStack,
+    StartProcess,
+    start_stack,
+)
 from tests.servers import RedisServer
 
 RUNBOOK = ROOT / "docs" / "runbooks" / "REDIS_OUTAGE.md"
@@ -228,7 +235,9 @@ def test_every_local_command_of_the_runbook(
     stack = start_stack(run_process, fresh_redis, tmp_path)
     for i in range(5):
         stack.post({"type": "agent.status", "agent_id": f"rb-{i}", "payload": {"status": "busy"}})
-    r = httpx.post(f"{stack.url}/api/v1/agents", json={"id": "rb-registered"}, timeout=5)
+    r = httpx.post(
+        f"{stack.url}/api/v1/agents", json={"id": "rb-registered"}, headers=AUTH, timeout=5
+    )
     assert r.status_code == 201
     stack.make_dead_letter(DEAD_ID)
     env = {**stack.cli_env(), "TYPE": FAILING_TYPE, "ID": DEAD_ID}

@@ -19,10 +19,11 @@ from godel.api import create_app
 from godel.api.deps import api_state
 from godel.api.server import ApiServer
 from godel.config import Settings
-from tests.harness import make_settings, running, wait_until
+from tests.harness import TOKEN, make_settings, running, wait_until_async
 from tests.servers import LOOPBACK, RedisServer, free_port
 
 STREAM = "/api/v1/stream"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @dataclass
@@ -42,10 +43,10 @@ async def serving(settings: Settings, workers: int = 1) -> AsyncIterator[Served]
     server = ApiServer(config, app)
     task = asyncio.create_task(server.serve())
 
-    async def started() -> bool:
+    def started() -> bool:
         return server.started or task.done()
 
-    await wait_until(started, 20, "uvicorn to start")
+    await wait_until_async(started, 20, "uvicorn to start")
     assert not task.done(), "uvicorn exited on start"
     try:
         yield Served(f"http://{LOOPBACK}:{port}", app, server, task)
@@ -94,7 +95,7 @@ def settings_for(sqlite_url: str, redis_url: str) -> Settings:
 async def test_status_events_and_link_changes(sqlite_url: str, fresh_redis: RedisServer) -> None:
     async with (
         serving(settings_for(sqlite_url, fresh_redis.url)) as s,
-        httpx.AsyncClient(base_url=s.url, timeout=10) as client,
+        httpx.AsyncClient(base_url=s.url, timeout=10, headers=AUTH) as client,
         client.stream("GET", STREAM, params={"interval": 0.5}) as response,
     ):
         events = Events(response)
@@ -130,7 +131,7 @@ async def test_status_events_and_link_changes(sqlite_url: str, fresh_redis: Redi
 async def test_cursor_and_last_event_id_resume(sqlite_url: str, redis_url: str) -> None:
     async with (
         serving(settings_for(sqlite_url, redis_url), workers=0) as s,
-        httpx.AsyncClient(base_url=s.url, timeout=10) as client,
+        httpx.AsyncClient(base_url=s.url, timeout=10, headers=AUTH) as client,
     ):
         body = {"events": [{"type": "feed.x", "id": f"f-{i}"} for i in range(3)]}
         assert (await client.post("/api/v1/events", json=body)).status_code == 202
@@ -155,7 +156,7 @@ async def test_cursor_and_last_event_id_resume(sqlite_url: str, redis_url: str) 
 async def test_disconnect_releases_the_listener(sqlite_url: str, redis_url: str) -> None:
     async with (
         serving(settings_for(sqlite_url, redis_url), workers=0) as s,
-        httpx.AsyncClient(base_url=s.url, timeout=10) as client,
+        httpx.AsyncClient(base_url=s.url, timeout=10, headers=AUTH) as client,
     ):
         rt = api_state(s.app).rt
         async with client.stream("GET", STREAM, params={"interval": 0.2}) as r:
@@ -163,10 +164,10 @@ async def test_disconnect_releases_the_listener(sqlite_url: str, redis_url: str)
             during = rt.link.listener_count
         # One listener stays: the shared snapshot's (it lives as long as the runtime).
 
-        async def released() -> bool:
+        def released() -> bool:
             return rt.link.listener_count == during - 1
 
-        await wait_until(released, 10, "the stream's Link listener to be removed")
+        await wait_until_async(released, 10, "the stream's Link listener to be removed")
         for params in ({"interval": 0.1}, {"interval": 61}, {"cursor": -1}):
             bad = await client.get(STREAM, params=params)
             assert bad.status_code == 422 and bad.json()["error"] == "invalid", params
@@ -176,7 +177,7 @@ async def test_shutdown_does_not_wait_for_open_streams(sqlite_url: str, redis_ur
     settings = settings_for(sqlite_url, redis_url)
     async with (
         serving(settings, workers=0) as s,
-        httpx.AsyncClient(base_url=s.url, timeout=10) as client,
+        httpx.AsyncClient(base_url=s.url, timeout=10, headers=AUTH) as client,
         client.stream("GET", STREAM) as response,
     ):
         events = Events(response)
@@ -208,10 +209,10 @@ async def test_dashboard_first_paint(sqlite_url: str, fresh_redis: RedisServer) 
 
         await asyncio.to_thread(fresh_redis.kill9)
 
-        async def down() -> bool:
+        def down() -> bool:
             return not h.rt.link.connected
 
-        await wait_until(down, 10, "fallback")  # maintenance notices within its period
+        await wait_until_async(down, 10, "fallback")  # maintenance notices within its period
         html = (await h.client.get("/")).text
         assert '<div id="banner-down" >' in html and "Redis Connection Error" in html
         assert "<title>Godel — Redis Connection Error</title>" in html

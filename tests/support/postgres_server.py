@@ -18,7 +18,8 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
 
-from tests.support.process import LOOPBACK, ProcessRunner, free_port, port_is_free, wait_until
+from tests.support.process import LOOPBACK, ProcessRunner, free_port, port_is_free
+from tests.support.wait import wait_until
 
 DB_SUPERUSER = "godel"
 # Used only when tests run as root: initdb and postgres refuse to run as root.

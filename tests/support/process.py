@@ -18,11 +18,13 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Self
 
 import httpx
+
+from tests.support.wait import wait_until
 
 LOOPBACK = "127.0.0.1"
 _PR_SET_PDEATHSIG = 1
@@ -48,15 +50,6 @@ def port_is_free(port: int) -> bool:
         except OSError:
             return False
         return True
-
-
-def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
-    """Poll `check` every 20 ms until it is true; raise TimeoutError naming `what`."""
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(0.02)
 
 
 def _die_with_parent() -> None:
@@ -180,9 +173,9 @@ class ProcessRunner:
         self, url: str, timeout_s: float = 20.0, status: int | None = 200
     ) -> httpx.Response:
         """Poll `url` until it answers with `status` (None: any status); fail fast on exit."""
-        deadline = time.monotonic() + timeout_s
-        last = "no answer yet"
-        while time.monotonic() < deadline:
+        seen: list[httpx.Response | str] = ["no answer yet"]
+
+        def answered() -> bool:
             if not self.is_running():
                 raise RuntimeError(
                     f"{self.name} exited with {self.returncode} before {url} answered;"
@@ -191,13 +184,19 @@ class ProcessRunner:
             try:
                 response = httpx.get(url, timeout=1.0)
             except httpx.TransportError as exc:
-                last = repr(exc)
-            else:
-                if status is None or response.status_code == status:
-                    return response
-                last = f"HTTP {response.status_code}"
-            time.sleep(0.05)
-        raise TimeoutError(f"{url} not ready after {timeout_s}s ({last}); log:\n{self.log_tail()}")
+                seen[0] = repr(exc)
+                return False
+            seen[0] = response
+            return status is None or response.status_code == status
+
+        def last() -> str:
+            answer = seen[0]
+            shown = answer if isinstance(answer, str) else f"HTTP {answer.status_code}"
+            return f"last: {shown}; log:\n{self.log_tail()}"
+
+        wait_until(answered, timeout_s, f"{url} to answer", interval_s=0.05, detail=last)
+        assert isinstance(seen[0], httpx.Response)
+        return seen[0]
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -166,7 +166,7 @@ class Replies(BaseHTTPRequestHandler):
 
     seen: list[tuple[str, str, str | None]] = []
     ANSWERS = {
-        "/admin/dead": (403, {"error": "forbidden", "detail": "admin token is not valid"}),
+        "/admin/dead": (403, {"error": "forbidden", "detail": "key 'x' lacks the read scope"}),
         "/admin/cache/warm": (401, {"error": "unauthorized", "detail": "token required"}),
         "/health": (500, {"error": "error", "detail": "database exploded\nsecond line"}),
         "/api/v1/events": (503, {"error": "ledger_unavailable", "detail": "cannot commit"}),
@@ -256,8 +256,8 @@ def test_refused_token_is_explained(fake_godel: str) -> None:
     )
     assert result.exit_code == 1
     assert error_lines(result) == [
-        "error: the admin token was refused (HTTP 403): admin token is not valid; "
-        "check --token or GODEL_ADMIN_TOKEN"
+        "error: the credential lacks a scope this needs (HTTP 403): key 'x' lacks the read "
+        "scope; use a key with that scope, or GODEL_ADMIN_TOKEN"
     ]
     assert Replies.seen == [("GET", "/admin/dead", "Bearer wrong")]
 
@@ -265,7 +265,8 @@ def test_refused_token_is_explained(fake_godel: str) -> None:
 def test_http_errors_show_the_servers_detail_on_one_line(fake_godel: str) -> None:
     cases = {
         ("status",): "GET /health failed with HTTP 500: database exploded second line",
-        ("cache", "warm", "--token", "t"): "wants the admin token (HTTP 401): token required",
+        ("cache", "warm", "--token", "t"): "credential was not accepted (HTTP 401): token "
+        "required; check --token, GODEL_ADMIN_TOKEN or GODEL_API_KEY",
         ("events", "publish", "a.b"): "POST /api/v1/events failed with HTTP 503: cannot commit",
         ("dead", "show", "x/y", "--token", "t"): "HTTP 404: nope",
     }

@@ -215,6 +215,26 @@ token
 {{- end -}}
 {{- end -}}
 
+{{/* GODEL_API_KEYS from auth.apiKeys: name:scope+scope:secret, comma-separated. */}}
+{{- define "godel.apiKeysValue" -}}
+{{- $keys := list -}}
+{{- range .Values.auth.apiKeys -}}
+{{- $keys = append $keys (printf "%s:%s:%s" .name (join "+" .scopes) .secret) -}}
+{{- end -}}
+{{- join "," $keys -}}
+{{- end -}}
+
+{{/* GODEL_API_KEYS on the API pods, when there are keys (auth.existingSecret or apiKeys). */}}
+{{- define "godel.apiKeysEnv" -}}
+{{- if or .Values.auth.existingSecret .Values.auth.apiKeys }}
+- name: GODEL_API_KEYS
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.auth.existingSecret | default (printf "%s-api-keys" (include "godel.fullname" .)) }}
+      key: {{ ternary .Values.auth.existingSecretKey "keys" (ne .Values.auth.existingSecret "") }}
+{{- end }}
+{{- end -}}
+
 {{- define "godel.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create -}}
 {{- .Values.serviceAccount.name | default (include "godel.fullname" .) -}}

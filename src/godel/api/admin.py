@@ -1,4 +1,4 @@
-"""Operator endpoints (bearer token): force recovery, warm the cache."""
+"""Operator endpoints (the admin scope): force recovery, warm the cache."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
-from godel.api.deps import require_admin, runtime
+from godel.api.auth import require
+from godel.api.deps import runtime
+from godel.credentials import Scope
 from godel.errors import FastLaneClosed
 from godel.fastlane.keys import cache_key
 from godel.runtime import Runtime
 from godel.store import agents
 
-router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require(Scope.ADMIN))])
 
 
 @router.post("/recovery/redis")

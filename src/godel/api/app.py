@@ -7,16 +7,36 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from godel import metrics
-from godel.api import admin, agents, dashboard, dead, errors, events, health, stream
+from godel.api import (
+    admin,
+    agents,
+    auth,
+    dashboard,
+    dead,
+    errors,
+    events,
+    health,
+    keys,
+    login,
+    openapi,
+    stream,
+)
+from godel.api.auth import Authenticator, KeyRing
 from godel.api.deps import ApiState, api_state
+from godel.api.headers import SecurityHeaders
+from godel.api.limits import RequestLimits
+from godel.api.session import Sessions, signing_key
 from godel.config import Settings
+from godel.credentials import Scope as KeyScope
 from godel.handlers import Registry
 from godel.runtime import Runtime
+from godel.store import keys as store_keys
 
 log = logging.getLogger("godel.api")
 
@@ -76,11 +96,37 @@ def create_app(
         version="0.1.0",
         lifespan=lifespan,
         description="Control plane API: a lossless event pipeline on Redis.",
+        redoc_url=None,  # ReDoc needs inline styles the CSP refuses; /docs has Swagger UI
+        swagger_ui_oauth2_redirect_url=None,
     )
-    app.state.godel = ApiState(settings, admin_token=token or secrets.token_urlsafe(32))
+    app.state.godel = state = ApiState(settings)
+    state.auth = build_authenticator(settings, token or secrets.token_urlsafe(32), state)
+    app.add_middleware(RequestLimits, settings=settings)  # innermost of these four
     app.add_middleware(TimingMiddleware)
+    app.add_middleware(errors.RequestContext)
+    app.add_middleware(SecurityHeaders)  # outermost: the catch-all's 500 gets them too
     errors.install(app)
-    for module in (events, agents, admin, dead, health, stream, dashboard):
+    for module in (events, agents, admin, dead, keys, health, stream, dashboard, login):
         app.include_router(module.router)
     events.install_fast_path(app)
+    openapi.install(app, settings)
+    docs = (app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url)
+    auth.guard_routes(app.router.routes, {path: KeyScope.READ for path in docs if path})
     return app
+
+
+def build_authenticator(settings: Settings, admin_token: str, state: ApiState) -> Authenticator:
+    """Keys of the environment in memory; stored keys through the runtime's database."""
+
+    async def lookup(key_digest: str) -> dict[str, Any] | None:
+        return await state.rt.db.read(store_keys.find_by_digest, key_digest)
+
+    if settings.auth_mode == "open":
+        log.warning(
+            "GODEL_AUTH_MODE=open: every request is allowed without a credential; "
+            "for local experiments only, never expose this instance"
+        )
+    keyring = KeyRing.from_settings(settings, admin_token, lookup)
+    session_secret = settings.session_secret.get_secret_value() if settings.session_secret else None
+    sessions = Sessions(signing_key(session_secret, admin_token), settings.session_ttl_s)
+    return Authenticator(settings, keyring, sessions)

@@ -9,11 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from godel.api.auth import OPEN, authenticator, forbidden
+from godel.api.session import COOKIE, clear_cookie
 from godel.api.stream import Snapshots, snapshots
+from godel.credentials import Scope, format_scopes
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -72,6 +75,25 @@ def view(snap: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
-async def dashboard(request: Request, snaps: Snapshots = Depends(snapshots)) -> HTMLResponse:
+async def dashboard(request: Request, snaps: Snapshots = Depends(snapshots)) -> Response:
+    """The page, for a session cookie or a bearer key with the read scope (scripted
+    checks); without a credential, a redirect to the sign-in page."""
+    auth = authenticator(request)
+    who = OPEN if auth.open else await auth.authenticate(request)
+    if who is None:
+        redirect = RedirectResponse("/login", status_code=303)
+        if COOKIE in request.cookies:  # expired, or its key revoked
+            clear_cookie(redirect, request)
+        return redirect
+    if not who.can(Scope.READ):
+        raise forbidden(f"key {who.name!r} lacks the read scope the dashboard needs")
     snap = await snaps.get(max_age_s=1.0)
-    return templates.TemplateResponse(request, "dashboard.html", {"s": snap, "v": view(snap)})
+    context = {
+        "s": snap,
+        "v": view(snap),
+        "who": who,
+        "who_scopes": format_scopes(who.scopes),
+        "is_admin": who.can(Scope.ADMIN),
+        "open_mode": auth.open,
+    }
+    return templates.TemplateResponse(request, "dashboard.html", context)

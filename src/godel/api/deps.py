@@ -1,17 +1,17 @@
-"""The API's typed state and request dependencies (the runtime, the admin token check)."""
+"""The API's typed state and the runtime dependency (credentials: `godel.api.auth`)."""
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 
 from godel.config import Settings
 from godel.runtime import Runtime
 
 if TYPE_CHECKING:
+    from godel.api.auth import Authenticator
     from godel.api.stream import Snapshots
 
 
@@ -20,7 +20,7 @@ class ApiState:
     """Everything the routes share, kept in `app.state.godel`."""
 
     settings: Settings
-    admin_token: str
+    auth: Authenticator | None = None  # set by create_app
     runtime: Runtime | None = None  # set by the lifespan
     snapshots: Snapshots | None = None  # the dashboard's shared snapshot, made on first use
     exiting: bool = False  # `godel serve` is shutting down: streams end
@@ -39,18 +39,3 @@ def api_state(app: FastAPI) -> ApiState:
 
 async def runtime(request: Request) -> Runtime:
     return api_state(request.app).rt
-
-
-async def require_admin(request: Request) -> None:
-    """Admin endpoints take `Authorization: Bearer <GODEL_ADMIN_TOKEN>`."""
-    expected = api_state(request.app).admin_token
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if not header or scheme.lower() != "bearer" or not token:
-        raise HTTPException(
-            401,
-            "admin token required: Authorization: Bearer <token>",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    if not secrets.compare_digest(token.strip().encode(), expected.encode()):
-        raise HTTPException(403, "admin token is not valid")

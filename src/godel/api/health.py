@@ -1,4 +1,5 @@
-"""Health and metrics endpoints."""
+"""Health and metrics endpoints: liveness and readiness are open (probes carry no
+credential), /health is `read`, /metrics is open unless GODEL_METRICS_REQUIRE_AUTH."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from godel.api.auth import metrics_access, require
 from godel.api.deps import runtime
 from godel.api.errors import ORJSONResponse
+from godel.credentials import Scope
 from godel.errors import GodelError
 from godel.runtime import Runtime
 
@@ -28,12 +31,12 @@ async def ready(rt: Runtime = Depends(runtime)) -> ORJSONResponse:
     return ORJSONResponse(body, status_code=200 if ok else 503)
 
 
-@router.get("/health")
+@router.get("/health", dependencies=[Depends(require(Scope.READ))])
 async def health(rt: Runtime = Depends(runtime)) -> dict[str, Any]:
     return (await rt.health()).as_dict()
 
 
-@router.get("/metrics")
+@router.get("/metrics", dependencies=[Depends(metrics_access)])
 async def metrics_endpoint(rt: Runtime = Depends(runtime)) -> Response:
     try:
         await rt.maintenance.refresh_gauges()

@@ -17,6 +17,7 @@ shared by every subscriber, so ten open dashboards do not cost ten times the que
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -26,9 +27,11 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from godel import metrics
+from godel.api.auth import require
 from godel.api.deps import api_state, runtime
-from godel.api.events import public
-from godel.errors import LedgerUnavailable
+from godel.api.events import SEQ_MAX, public
+from godel.credentials import Scope
+from godel.errors import InvalidEvent, LedgerUnavailable
 from godel.event import Status
 from godel.fastlane.link import Link, LinkState
 from godel.runtime import Runtime
@@ -40,6 +43,7 @@ PROCESSED_SHOWN = 10
 EVENTS_PER_TICK = 1000
 HEARTBEAT_S = 10.0
 WAKE_S = 1.0  # longest sleep between checks for a gone client or a stopping server
+_SEQ_RE = re.compile(r"[0-9]{1,19}")
 AGENT_FIELDS = ("id", "name", "status", "last_event_type", "last_seen_at", "events_applied")
 
 
@@ -196,21 +200,31 @@ class Feed:
             yield sse("events", body, event_id=self.cursor)
 
 
-@router.get("/stream", response_class=StreamingResponse)
+def _resume_seq(last_event_id: str) -> int:
+    """The SSE id we sent is a ledger seq; anything else is refused (400), not guessed."""
+    value = last_event_id.strip()
+    if not _SEQ_RE.fullmatch(value) or int(value) > SEQ_MAX:
+        raise InvalidEvent("Last-Event-ID must be a ledger seq (0 to 2^63-1)", 400)
+    return int(value)
+
+
+@router.get(
+    "/stream", response_class=StreamingResponse, dependencies=[Depends(require(Scope.READ))]
+)
 async def stream(
     request: Request,
     rt: Runtime = Depends(runtime),
     snaps: Snapshots = Depends(snapshots),
     interval: Annotated[float, Query(ge=0.2, le=60.0, description="Seconds between status")] = 1.0,
     cursor: Annotated[
-        int | None, Query(ge=0, description="Ledger seq to send events after")
+        int | None, Query(ge=0, le=SEQ_MAX, description="Ledger seq to send events after")
     ] = None,
     events: Annotated[bool, Query(description="Send new ledger rows")] = True,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
     """Server-sent events: `link` on every Link change, `status` and `events` each interval."""
-    if cursor is None and last_event_id and last_event_id.isdigit():
-        cursor = int(last_event_id)  # an EventSource reconnecting: resume where it was
+    if cursor is None and last_event_id:
+        cursor = _resume_seq(last_event_id)  # an EventSource reconnecting: resume where it was
     if cursor is None:
         cursor = await max_seq(rt)
     feed = Feed(request, rt, snaps, interval, cursor)

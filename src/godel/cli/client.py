@@ -62,9 +62,13 @@ def _detail(response: httpx.Response) -> str:
     return _one_line(response.text)
 
 
+CREDENTIAL_HINT = "--token, GODEL_ADMIN_TOKEN or GODEL_API_KEY"
+
+
 class GodelClient:
-    """Talks to one Godel API. The token goes with every request when there is one; admin
-    calls refuse to start without it. `transport` replaces the network (tests)."""
+    """Talks to one Godel API. The credential (the admin token or an API key) goes with
+    every request when there is one; admin calls refuse to start without one. `transport`
+    replaces the network (tests)."""
 
     def __init__(
         self,
@@ -92,7 +96,8 @@ class GodelClient:
     def require_token(self) -> str:
         if not self.token:
             raise ClientError(
-                "this command needs the admin token: pass --token or set GODEL_ADMIN_TOKEN"
+                "this command needs a credential with the admin scope: pass --token or set "
+                "GODEL_ADMIN_TOKEN (or GODEL_API_KEY)"
             )
         return self.token
 
@@ -196,12 +201,20 @@ class GodelClient:
         if status < 400:
             return
         detail = _detail(response)
+        if status == 401 and self.token:
+            raise ClientError(
+                f"the credential was not accepted (HTTP 401): {detail}; check {CREDENTIAL_HINT}",
+                status,
+            )
         if status == 401:
-            raise ClientError(f"the server wants the admin token (HTTP 401): {detail}", status)
+            raise ClientError(
+                f"the server wants a credential (HTTP 401): {detail}; pass {CREDENTIAL_HINT}",
+                status,
+            )
         if status == 403:
             raise ClientError(
-                f"the admin token was refused (HTTP 403): {detail}; check --token or "
-                "GODEL_ADMIN_TOKEN",
+                f"the credential lacks a scope this needs (HTTP 403): {detail}; use a key "
+                "with that scope, or GODEL_ADMIN_TOKEN",
                 status,
             )
         raise ClientError(f"{method} {path} failed with HTTP {status}: {detail}", status)

@@ -132,13 +132,21 @@ class LoadGenerator:
         self.modes[body["mode"]] += 1
 
 
+def bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
+
+
 class Demo:
     def __init__(self, stack: Stack, options: DemoOptions, console: Console) -> None:
         self.stack = stack
         self.options = options
         self.console = console
-        self.client = httpx.AsyncClient(base_url=stack.url, timeout=10)
-        self.load = LoadGenerator(self.client, options.rate)
+        # The watcher and the verdict read as admin; the load publishes with its own key.
+        self.client = httpx.AsyncClient(base_url=stack.url, timeout=10, headers=bearer(stack.token))
+        self.publisher = httpx.AsyncClient(
+            base_url=stack.url, timeout=10, headers=bearer(stack.publish_key)
+        )
+        self.load = LoadGenerator(self.publisher, options.rate)
         self.health: dict[str, Any] = {}
         self.kills = 0
         self.started = time.monotonic()
@@ -292,6 +300,7 @@ class Demo:
             # cleanup short (it would leave redis-server running on a deleted directory).
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             await self.client.aclose()
+            await self.publisher.aclose()
 
 
 def run_demo(options: DemoOptions, console: Console) -> Verdict:

@@ -21,7 +21,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 from typer.models import CommandFunctionType
 
-from godel.cli import operate
+from godel.cli import keys, operate
 from godel.cli.render import console, fail
 from godel.errors import GodelError
 from godel.redaction import redact_text, redact_url
@@ -77,11 +77,13 @@ db_app = App(help="Database schema.")
 events_app = App(help="Publish, look up and follow events.")
 dead_app = App(help="Dead letters: inspect, replay, purge.")
 cache_app = App(help="The Redis cache.")
+keys_app = App(help="API keys: create (the secret is shown once), list, revoke.")
 RUN, OPERATE = "Run Godel", "Operate a running API"
 app.add_typer(db_app, name="db", rich_help_panel=RUN)
 app.add_typer(events_app, name="events", rich_help_panel=OPERATE)
 app.add_typer(dead_app, name="dead", rich_help_panel=OPERATE)
 app.add_typer(cache_app, name="cache", rich_help_panel=OPERATE)
+app.add_typer(keys_app, name="keys", rich_help_panel=OPERATE)
 app.command(rich_help_panel=OPERATE)(operate.status)
 app.command(rich_help_panel=OPERATE)(operate.recover)
 events_app.command("publish")(operate.events_publish)
@@ -92,6 +94,9 @@ dead_app.command("show")(operate.dead_show)
 dead_app.command("replay")(operate.dead_replay)
 dead_app.command("purge")(operate.dead_purge)
 cache_app.command("warm")(operate.cache_warm)
+keys_app.command("create")(keys.keys_create)
+keys_app.command("list")(keys.keys_list)
+keys_app.command("revoke")(keys.keys_revoke)
 
 
 def show_version(value: bool) -> None:
@@ -243,7 +248,7 @@ def run_api(
     import uvicorn
 
     from godel.api import create_app
-    from godel.api.server import ApiServer
+    from godel.api.server import ApiServer, protocol_with_header_timeout
 
     try:
         api = create_app(settings, redis_url=redis_url, workers=workers)
@@ -257,6 +262,14 @@ def run_api(
         log_level=settings.log_level.lower(),
         access_log=False,
         timeout_graceful_shutdown=10,
+        # Bounds on what a client can hold: headers (and then the body, api.limits) must
+        # arrive in time, idle connections close, and past GODEL_MAX_CONNECTIONS new
+        # requests get a 503 at once instead of a queue.
+        http=protocol_with_header_timeout(settings.header_timeout_s),
+        timeout_keep_alive=5,
+        limit_concurrency=settings.max_connections,
+        backlog=2048,
+        h11_max_incomplete_event_size=16 * 1024,
     )
     logging.getLogger("uvicorn.error").addFilter(guard.log_filter)
     try:

@@ -30,10 +30,15 @@ UrlOption = Annotated[
         help="Base URL of the Godel API; `localhost:8080` means http://localhost:8080.",
     ),
 ]
+# The admin token first (operators' shells export it, as the runbooks do); GODEL_API_KEY is
+# for a key with fewer scopes (`read` for status and tail, `publish` for events publish).
 TokenOption = Annotated[
     str | None,
     typer.Option(
-        "--token", envvar="GODEL_ADMIN_TOKEN", help="Admin bearer token.", show_default=False
+        "--token",
+        envvar=["GODEL_ADMIN_TOKEN", "GODEL_API_KEY"],
+        help="Bearer credential: the admin token or an API key.",
+        show_default=False,
     ),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the API's answer as JSON.")]
@@ -232,6 +237,8 @@ def dead_show(
             event = client.get(f"/api/v1/events/{path_id}")
             raise fail(f"event {event_id} is not dead: its status is {event['status']}") from None
     echo_json(with_utc_times(dead))
+    if dead.get("last_traceback"):  # readable, on stderr: stdout stays one JSON document
+        console.print(f"where it failed last:\n{dead['last_traceback']}", markup=False)
 
 
 OneOption = Annotated[

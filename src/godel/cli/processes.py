@@ -136,6 +136,7 @@ class Stack:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.token = secrets.token_urlsafe(24)
+        self.publish_key = secrets.token_urlsafe(24)  # the load generator's: publish only
         self.redis = EmbeddedRedis(workdir) if EmbeddedRedis.available() else None
         self.serve: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / "serve.log"
@@ -151,6 +152,7 @@ class Stack:
             "GODEL_DATABASE_URL": f"sqlite:///{self.workdir / 'godel.db'}",
             "GODEL_DATA_DIR": str(self.workdir),
             "GODEL_ADMIN_TOKEN": self.token,
+            "GODEL_API_KEYS": f"demo-load:publish:{self.publish_key}",
             "GODEL_WORKERS": "2",
             "GODEL_PROBE_BACKOFF_MAX_S": "1",
             "GODEL_EMBEDDED_REDIS": "false",

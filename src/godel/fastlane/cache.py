@@ -1,6 +1,9 @@
 """The agent cache: Redis first (`godel:cache:…` keys with a TTL), a bounded in-memory LRU
 with TTL while the Link is down. The database is the truth, so the in-memory copy is
-dropped on recovery, never written back."""
+dropped on recovery, never written back.
+
+Callers name entries with `keys.cache_key` (the standalone form); in Redis an entry lives
+under the Link's name for it (`{godel}:cache:…` in cluster mode, with the queue's keys)."""
 
 from __future__ import annotations
 
@@ -15,8 +18,8 @@ from redis.asyncio import Redis
 
 from godel import metrics
 from godel.config import Settings
-from godel.fastlane.keys import CACHE_PREFIX
 from godel.fastlane.link import Link, LinkState, try_call
+from godel.fastlane.topology import queue_node
 
 # The tuple, the float, and the OrderedDict's share per key (hash slot, entry, link node):
 # 160 bytes was measured here (bench row 7b) against tracemalloc and RSS.
@@ -114,7 +117,9 @@ class Cache:
 
     async def invalidate_redis(self) -> int:
         async def drop(r: Redis) -> int:
-            keys = [k async for k in r.scan_iter(match=f"{CACHE_PREFIX}*", count=500)]
+            node = await queue_node(r, self.link.keys)  # a cluster keeps them in one slot
+            match = f"{self.link.keys.cache_prefix}*"
+            keys = [k async for k in r.scan_iter(match=match, count=500, **node)]
             return int(await r.delete(*keys)) if keys else 0
 
         return await try_call(self.link.call(drop), 0)
@@ -126,7 +131,8 @@ class Cache:
 
     async def get(self, key: str) -> dict[str, Any] | None:
         if self.link.connected:
-            raw = await try_call(self.link.call(lambda r: r.get(key)), _MISSING)
+            name = self.link.keys(key)
+            raw = await try_call(self.link.call(lambda r: r.get(name)), _MISSING)
             if raw is not _MISSING:
                 metrics.CACHE_REQUESTS.labels("redis", "hit" if raw else "miss").inc()
                 return orjson.loads(raw) if raw else None
@@ -137,7 +143,10 @@ class Cache:
     async def set(self, key: str, value: dict[str, Any]) -> None:
         data = orjson.dumps(value)
         if self.link.connected:
-            stored = await try_call(self.link.call(lambda r: r.set(key, data, ex=self.ttl_s)), None)
+            name = self.link.keys(key)
+            stored = await try_call(
+                self.link.call(lambda r: r.set(name, data, ex=self.ttl_s)), None
+            )
             if stored is not None:
                 return
         self.memory.set(key, data, self.ttl_s)
@@ -146,7 +155,8 @@ class Cache:
         for key in keys:
             self.memory.delete(key)
         if keys and self.link.connected:
-            await try_call(self.link.call(lambda r: r.delete(*keys)), 0)
+            names = [self.link.keys(key) for key in keys]
+            await try_call(self.link.call(lambda r: r.delete(*names)), 0)
 
     async def set_many(self, items: dict[str, dict[str, Any]]) -> int:
         """Warm: write many entries in one pipeline."""
@@ -154,7 +164,7 @@ class Cache:
         async def write(r: Redis) -> int:
             async with r.pipeline(transaction=False) as pipe:
                 for key, value in items.items():
-                    pipe.set(key, orjson.dumps(value), ex=self.ttl_s)
+                    pipe.set(self.link.keys(key), orjson.dumps(value), ex=self.ttl_s)
                 await pipe.execute()
             return len(items)
 

@@ -2,13 +2,15 @@
 through.
 
     connected ──(a call fails with an outage error)──────────► fallback
+    any       ──(a Sentinel announces +switch-master)────────► fallback
     fallback  ──(recovery: the probe's PING and test write)──► recovering
     recovering ──(recovery: backlog replayed)────────────────► connected
     recovering ──(recovery: anything raised)─────────────────► fallback
 
-The Link only holds the state, the clients and the calls; `pipeline.recovery` drives the
-fallback → recovering → connected half (probe, replay, reconcile, reopen) and re-arms its
-probe on every entry into fallback (it subscribes here).
+The Link only holds the state, the clients (built by `topology` for the URL's mode) and the
+calls; `pipeline.recovery` drives the fallback → recovering → connected half (probe, replay,
+reconcile, reopen), re-arms its probe on every entry into fallback (it subscribes here) and
+probes at once when a failover is announced.
 """
 
 from __future__ import annotations
@@ -21,14 +23,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from godel import metrics
 from godel.config import Settings
 from godel.errors import FastLaneClosed, RedisUnavailable
-from godel.fastlane import keys
+from godel.fastlane.address import RedisMode, parse_redis_url
 from godel.fastlane.errors import REDIS_ERRORS, outage
+from godel.fastlane.topology import Topology, disconnect
 
 log = logging.getLogger("godel.link")
 T = TypeVar("T")
@@ -43,25 +44,6 @@ class LinkState(enum.Enum):
 
 
 Listener = Callable[[LinkState, LinkState], None]
-
-
-def make_client(settings: Settings, url: str, *, blocking: bool = False) -> Redis:
-    """A Redis client that fails fast and never retries on its own: the Link decides."""
-    read_timeout = settings.redis_socket_timeout_s
-    if blocking:
-        read_timeout += settings.redis_block_timeout_s
-    client: Redis = Redis.from_url(
-        url,
-        socket_timeout=read_timeout,
-        socket_connect_timeout=settings.redis_connect_timeout_s,
-        retry=Retry(NoBackoff(), 0),
-        retry_on_timeout=False,
-        retry_on_error=[],
-        health_check_interval=0,
-        decode_responses=True,
-        max_connections=64,
-    )
-    return client
 
 
 def _reraise_cancellation(exc: BaseException) -> None:
@@ -82,7 +64,10 @@ async def try_call(call: Awaitable[T], default: T) -> T:
 
 
 class Link:
-    """Owns the Redis clients and the state. Tests inject a client through the constructor."""
+    """Owns the Redis clients and the state. Tests inject a client through the constructor.
+
+    `url` is any form of GODEL_REDIS_URL (standalone, Sentinel, Cluster: see
+    `fastlane.address`); `keys` are the key names of its mode."""
 
     def __init__(
         self,
@@ -94,17 +79,19 @@ class Link:
     ) -> None:
         self.settings = settings
         self.url = url
-        self.redis = client if client is not None else make_client(settings, url)
+        self.address = parse_redis_url(url)
+        self.topology = Topology(settings, self.address)
+        self.keys = self.topology.keys
+        self.redis = client if client is not None else self.topology.client()
         if blocking_client is None:
-            blocking_client = (
-                client if client is not None else make_client(settings, url, blocking=True)
-            )
+            blocking_client = client if client is not None else self.topology.client(blocking=True)
         self.blocking_redis = blocking_client
         self.state = LinkState.FALLBACK
         self.since = time.time()
         self.reason: str | None = "not started"
         self.last_error: str | None = None
         self._listeners: list[Listener] = []
+        self._failover_listeners: list[Callable[[], None]] = []
         self._closing = False
         self._announced = False  # "Entering fallback mode" was logged and not yet answered
         self._export_state()
@@ -151,13 +138,30 @@ class Link:
             self.enter_fallback(err.reason, err.detail)
             raise err from exc
 
+    def start(self) -> None:
+        """Behind Sentinel, follow failovers: a +switch-master closes the fast lane at once,
+        and the recovery's probe finds the new master."""
+        self.topology.follow_failovers(self.failover_announced)
+
+    def on_failover(self, callback: Callable[[], None]) -> None:
+        """Call `callback()` on every failover announced (the recovery probes at once)."""
+        self._failover_listeners.append(callback)
+
+    def failover_announced(self, detail: str) -> None:
+        """A Sentinel named a new master: close the lane (the clients may point at the old
+        one) and have the probe look for the new one now."""
+        if self._closing:
+            return
+        metrics.REDIS_ERRORS.labels(reason="failover").inc()
+        self.enter_fallback("failover", detail)
+        for callback in list(self._failover_listeners):
+            callback()
+
     def enter_fallback(self, reason: str, detail: str) -> None:
         """Close the fast lane (from any state); the recovery's probe reopens it."""
         self.last_error = detail
         self.reason = reason
-        if self.state is LinkState.FALLBACK:
-            return
-        if not self._announced:
+        if not self._announced:  # once per outage, also when it is there from the start
             self._announced = True
             log.warning("Entering fallback mode: %s (%s)", reason, detail)
         self._set_state(LinkState.FALLBACK)
@@ -166,10 +170,15 @@ class Link:
         if self.state is LinkState.FALLBACK:
             self._set_state(LinkState.RECOVERING)
 
-    def reopen(self) -> None:
-        """Recovery is done: the fast lane takes events again."""
+    def reopen(self) -> bool:
+        """Recovery is done: the fast lane takes events again. False (and nothing changes)
+        when the Link went back to fallback meanwhile (a failover was announced): the
+        clients may point at the old master, so the probe must run again first."""
+        if self.state is LinkState.FALLBACK:
+            return False
         self.reason = None
         self._set_state(LinkState.CONNECTED)
+        return True
 
     def announce_exit(self, replayed: int, duration_s: float) -> None:
         if self._announced and self.connected:
@@ -197,13 +206,15 @@ class Link:
         """Can Redis take writes? PING is not enough: OOM, MISCONF and READONLY servers
         answer PING but refuse writes, so the probe also writes a key that expires."""
         # Pooled connections from before the outage are dead sockets: without retries, the
-        # first command on each would fail and send us straight back into fallback.
-        await self.redis.connection_pool.disconnect()
-        if self.blocking_redis is not self.redis:
-            await self.blocking_redis.connection_pool.disconnect()
+        # first command on each would fail and send us straight back into fallback. Behind
+        # Sentinel they may also lead to the old master: new ones ask for the current one.
         try:
-            await self.redis.ping()
-            await self.redis.set(keys.PROBE, str(time.time()), px=60_000)
+            await disconnect(self.redis)
+            if self.blocking_redis is not self.redis:
+                await disconnect(self.blocking_redis)
+            if self.address.mode is not RedisMode.CLUSTER:  # any node would answer a PING
+                await self.redis.ping()
+            await self.redis.set(self.keys.probe, str(time.time()), px=60_000)
         except REDIS_ERRORS as exc:
             _reraise_cancellation(exc)
             err = outage(exc)
@@ -217,6 +228,7 @@ class Link:
 
     async def close(self) -> None:
         self._closing = True
+        await self.topology.close()
         await self.redis.aclose()
         if self.blocking_redis is not self.redis:
             await self.blocking_redis.aclose()

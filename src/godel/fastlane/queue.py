@@ -1,4 +1,5 @@
-"""The FastLane: every queue operation on the contract keys (see `keys`), as methods.
+"""The FastLane: every queue operation on the contract keys (see `keys`; the Link's `keys`
+are those of its Redis mode), as methods.
 
 Messages are event ids: the ledger holds the payloads, so Redis memory per event stays
 small and a lost message can be found again by id (LPOS). Each operation is one round trip
@@ -15,8 +16,9 @@ from typing import Any, TypeVar, cast
 
 from redis.asyncio import Redis
 
-from godel.fastlane import keys, scripts
+from godel.fastlane import scripts
 from godel.fastlane.link import Link
+from godel.fastlane.topology import queue_node
 
 T = TypeVar("T")
 TIDY_MAX_IDS = 100_000  # dead-list ids read per call; a longer list is synced over several
@@ -63,6 +65,7 @@ class FastLane:
 
     def __init__(self, link: Link, *, during_recovery: bool = False) -> None:
         self.link = link
+        self.keys = link.keys
         self._during_recovery = during_recovery
         self._recovering: FastLane | None = None
 
@@ -85,11 +88,11 @@ class FastLane:
     async def push(self, ids: Sequence[str]) -> None:
         """Push ids in ledger order: the first id is the first one a worker takes."""
         if ids:
-            await self._call(lambda r: r.lpush(keys.QUEUE_PENDING, *ids))
+            await self._call(lambda r: r.lpush(self.keys.pending, *ids))
 
     async def claim(self, worker: str, limit: int, lease_s: float) -> list[str]:
         """Up to `limit` ids into this worker's processing list, oldest first."""
-        names = [keys.QUEUE_PENDING, keys.processing_key(worker), keys.WORKERS]
+        names = [self.keys.pending, self.keys.processing(worker), self.keys.workers]
         args = (limit, int(lease_s), worker)
         items = cast(list[str], await self._call(lambda r: r.eval(scripts.CLAIM, 3, *names, *args)))
         items.reverse()  # LRANGE gave newest..oldest
@@ -98,8 +101,8 @@ class FastLane:
     async def claim_blocking(self, worker: str, timeout_s: float) -> str | None:
         def blmove(r: Redis) -> Awaitable[Any]:
             return r.blmove(
-                keys.QUEUE_PENDING,
-                keys.processing_key(worker),
+                self.keys.pending,
+                self.keys.processing(worker),
                 timeout_s,  # type: ignore[arg-type]  # BLMOVE takes fractional seconds
                 "RIGHT",
                 "LEFT",
@@ -108,11 +111,13 @@ class FastLane:
         return cast(str | None, await self._call(blmove, blocking=True))
 
     async def heartbeat(self, worker: str, lease_s: float) -> None:
-        await self._call(lambda r: r.eval(scripts.HEARTBEAT, 1, keys.WORKERS, int(lease_s), worker))
+        await self._call(
+            lambda r: r.eval(scripts.HEARTBEAT, 1, self.keys.workers, int(lease_s), worker)
+        )
 
     async def settle(self, worker: str, outcome: Outcome) -> None:
         """Ack a batch, schedule its retries and file its dead letters in one MULTI."""
-        key = keys.processing_key(worker)
+        key = self.keys.processing(worker)
 
         async def run(r: Redis) -> None:
             async with r.pipeline(transaction=True) as pipe:
@@ -120,31 +125,31 @@ class FastLane:
                     pipe.lrem(key, 1, event_id)
                 for event_id, run_at in outcome.retry.items():
                     pipe.lrem(key, 1, event_id)
-                    pipe.zadd(keys.QUEUE_DELAYED, {event_id: run_at})
+                    pipe.zadd(self.keys.delayed, {event_id: run_at})
                 for event_id, event_type in outcome.dead:
                     pipe.lrem(key, 1, event_id)
-                    pipe.lpush(keys.dead_key(event_type), event_id)
+                    pipe.lpush(self.keys.dead(event_type), event_id)
                 await pipe.execute()
 
         await self._call(run)
 
     async def requeue_own(self, worker: str) -> int:
         """Give back everything this worker holds (its ledger acks were refused)."""
-        names = (keys.processing_key(worker), keys.QUEUE_PENDING)
+        names = (self.keys.processing(worker), self.keys.pending)
         return int(await self._call(lambda r: r.eval(scripts.REQUEUE_OWN, 2, *names)))
 
     async def leave(self, worker: str) -> None:
         await self.requeue_own(worker)
-        await self._call(lambda r: r.zrem(keys.WORKERS, worker))
+        await self._call(lambda r: r.zrem(self.keys.workers, worker))
 
     async def promote_due(self, limit: int = 1000) -> int:
         """Move retries whose backoff has passed back to pending."""
-        names = (keys.QUEUE_DELAYED, keys.QUEUE_PENDING)
+        names = (self.keys.delayed, self.keys.pending)
         return int(await self._call(lambda r: r.eval(scripts.PROMOTE, 2, *names, limit)))
 
     async def reap(self) -> int:
         """Return the claims of workers whose lease expired to pending."""
-        names = (keys.WORKERS, keys.QUEUE_PENDING, keys.QUEUE_PROCESSING_PREFIX)
+        names = (self.keys.workers, self.keys.pending, self.keys.processing_prefix)
         return int(await self._call(lambda r: r.eval(scripts.REAP, 2, *names)))
 
     # -- recovery ---------------------------------------------------------------------
@@ -160,11 +165,11 @@ class FastLane:
         async def run(r: Redis) -> None:
             async with r.pipeline(transaction=False) as pipe:
                 if pending:
-                    pipe.lpush(keys.QUEUE_PENDING, *pending)
+                    pipe.lpush(self.keys.pending, *pending)
                 if delayed:
-                    pipe.zadd(keys.QUEUE_DELAYED, dict(delayed))
+                    pipe.zadd(self.keys.delayed, dict(delayed))
                 for event_id, event_type in dead:
-                    pipe.lpush(keys.dead_key(event_type), event_id)
+                    pipe.lpush(self.keys.dead(event_type), event_id)
                 await pipe.execute()
 
         await self._call(run)
@@ -173,13 +178,13 @@ class FastLane:
         """Which of these ids Redis still holds anywhere (pending, processing, delayed)."""
 
         async def run(r: Redis) -> set[str]:
-            workers = cast(list[str], await r.zrange(keys.WORKERS, 0, -1))
+            workers = cast(list[str], await r.zrange(self.keys.workers, 0, -1))
             async with r.pipeline(transaction=False) as pipe:
                 for event_id in ids:
-                    pipe.lpos(keys.QUEUE_PENDING, event_id)
-                    pipe.zscore(keys.QUEUE_DELAYED, event_id)
+                    pipe.lpos(self.keys.pending, event_id)
+                    pipe.zscore(self.keys.delayed, event_id)
                     for w in workers:
-                        pipe.lpos(keys.processing_key(w), event_id)
+                        pipe.lpos(self.keys.processing(w), event_id)
                 replies = await pipe.execute()
             per_id = 2 + len(workers)
             return {
@@ -192,21 +197,20 @@ class FastLane:
 
     async def mark_dataset(self) -> bool:
         """Set the sentinel key; True when it was missing (a fresh or emptied Redis)."""
-        was_set = await self._call(lambda r: r.set(keys.SENTINEL, "1", nx=True))
+        was_set = await self._call(lambda r: r.set(self.keys.sentinel, "1", nx=True))
         return bool(was_set)
 
     # -- inspection ----------------------------------------------------------------------
 
     async def depths(self) -> QueueDepths:
         async def run(r: Redis) -> QueueDepths:
-            workers = cast(list[str], await r.zrange(keys.WORKERS, 0, -1))
-            match = f"{keys.QUEUE_DEAD_PREFIX}*"
-            dead_keys = [k async for k in r.scan_iter(match=match, count=200)]
+            workers = cast(list[str], await r.zrange(self.keys.workers, 0, -1))
+            dead_keys = await self._dead_keys(r)
             async with r.pipeline(transaction=False) as pipe:
-                pipe.llen(keys.QUEUE_PENDING)
-                pipe.zcard(keys.QUEUE_DELAYED)
+                pipe.llen(self.keys.pending)
+                pipe.zcard(self.keys.delayed)
                 for w in workers:
-                    pipe.llen(keys.processing_key(w))
+                    pipe.llen(self.keys.processing(w))
                 for k in dead_keys:
                     pipe.llen(k)
                 replies = await pipe.execute()
@@ -216,7 +220,7 @@ class FastLane:
                 pending=int(replies[0]),
                 processing=sum(int(x) for x in held),
                 delayed=int(replies[1]),
-                dead={k[len(keys.QUEUE_DEAD_PREFIX) :]: int(n) for k, n in dead},
+                dead={k[len(self.keys.dead_prefix) :]: int(n) for k, n in dead},
                 workers=len(workers),
             )
 
@@ -226,8 +230,8 @@ class FastLane:
         """The worker currently holding an event in its processing list, if any."""
 
         async def run(r: Redis) -> str | None:
-            for w in cast(list[str], await r.zrange(keys.WORKERS, 0, -1)):
-                if await r.lpos(keys.processing_key(w), event_id) is not None:
+            for w in cast(list[str], await r.zrange(self.keys.workers, 0, -1)):
+                if await r.lpos(self.keys.processing(w), event_id) is not None:
                     return w
             return None
 
@@ -235,28 +239,33 @@ class FastLane:
 
     # -- dead lists --------------------------------------------------------------------
 
+    async def _dead_keys(self, r: Redis) -> list[str]:
+        # In a cluster every dead list is in slot {godel}: scan its node only (a SCAN of
+        # every node would fail while a node Godel does not use is down).
+        node = await queue_node(r, self.keys)
+        match = f"{self.keys.dead_prefix}*"
+        return [k async for k in r.scan_iter(match=match, count=200, **node)]
+
     async def dead_types(self) -> set[str]:
         """Event types that have a dead list in Redis."""
 
         async def run(r: Redis) -> set[str]:
-            match = f"{keys.QUEUE_DEAD_PREFIX}*"
-            found = [k async for k in r.scan_iter(match=match, count=200)]
-            return {k[len(keys.QUEUE_DEAD_PREFIX) :] for k in found}
+            return {k[len(self.keys.dead_prefix) :] for k in await self._dead_keys(r)}
 
         return await self._call(run)
 
     async def dead_head(self, event_type: str) -> list[str]:
         """The first TIDY_MAX_IDS ids of a dead list."""
-        key = keys.dead_key(event_type)
+        key = self.keys.dead(event_type)
         return cast(list[str], await self._call(lambda r: r.lrange(key, 0, TIDY_MAX_IDS - 1)))
 
     async def remove_dead(self, event_type: str, ids: Sequence[str]) -> int:
-        key = keys.dead_key(event_type)
+        key = self.keys.dead(event_type)
         return int(await self._call(lambda r: r.eval(scripts.REMOVE_IDS, 1, key, *ids)))
 
     async def append_dead(self, event_type: str, ids: Sequence[str]) -> None:
         """RPUSH: older than anything filed since, which LPUSH put on the left."""
-        key = keys.dead_key(event_type)
+        key = self.keys.dead(event_type)
         await self._call(lambda r: r.rpush(key, *ids))
 
     async def unlist_dead(self, batch: Sequence[tuple[str, str]], *, requeue: bool) -> None:
@@ -265,9 +274,9 @@ class FastLane:
         async def run(r: Redis) -> None:
             async with r.pipeline(transaction=True) as pipe:
                 for event_type, ids in _by_type(batch).items():
-                    pipe.eval(scripts.REMOVE_IDS, 1, keys.dead_key(event_type), *ids)
+                    pipe.eval(scripts.REMOVE_IDS, 1, self.keys.dead(event_type), *ids)
                 if requeue:
-                    pipe.lpush(keys.QUEUE_PENDING, *[event_id for event_id, _ in batch])
+                    pipe.lpush(self.keys.pending, *[event_id for event_id, _ in batch])
                 await pipe.execute()
 
         await self._call(run)

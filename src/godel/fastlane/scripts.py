@@ -1,5 +1,7 @@
 """Every Lua script Godel runs. Each touches only the keys it is given (KEYS) plus, for
-REAP, the processing lists named from ARGV[1]; each runs atomically on the server."""
+REAP, the processing lists named from ARGV[1]; each runs atomically on the server. In
+cluster mode all of them are in the {godel} slot (see `keys`), ARGV[1]'s prefix included,
+so every script runs on one node."""
 
 from __future__ import annotations
 
@@ -78,4 +80,43 @@ if removed > 0 then
   end
 end
 return removed
+"""
+
+# Token buckets, all or nothing. KEYS are the buckets; ARGV holds four numbers per key:
+# rate (tokens per second), burst (capacity), cost, extra. A missing bucket is full.
+# When every bucket has its cost, all costs are taken, plus from each bucket up to `extra`
+# more tokens it can spare (a lease the caller spends locally); returns {0, 0, extra_1,
+# ...}. Else nothing is taken and it returns {i, wait_ms}: the first bucket (1-based) that
+# is short, and the longest wait of any short one. Redis's clock, not the callers': every
+# API instance sees the same time.
+RATE_LIMIT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local levels = {}
+local short, wait = 0, 0
+for i = 1, #KEYS do
+  local rate = tonumber(ARGV[4 * i - 3])
+  local burst = tonumber(ARGV[4 * i - 2])
+  local cost = tonumber(ARGV[4 * i - 1])
+  local state = redis.call('HMGET', KEYS[i], 'tokens', 'at')
+  local tokens = tonumber(state[1]) or burst
+  local at = tonumber(state[2]) or now
+  if now > at then tokens = math.min(burst, tokens + (now - at) * rate / 1000) end
+  if tokens < cost then
+    if short == 0 then short = i end
+    wait = math.max(wait, math.ceil((cost - tokens) * 1000 / rate))
+  end
+  levels[i] = tokens - cost
+end
+if short > 0 then return {short, wait} end
+local granted = {0, 0}
+for i = 1, #KEYS do
+  local rate = tonumber(ARGV[4 * i - 3])
+  local burst = tonumber(ARGV[4 * i - 2])
+  local extra = math.max(0, math.min(tonumber(ARGV[4 * i]), math.floor(levels[i])))
+  granted[i + 2] = extra
+  redis.call('HSET', KEYS[i], 'tokens', tostring(levels[i] - extra), 'at', now)
+  redis.call('PEXPIRE', KEYS[i], math.ceil(burst * 1000 / rate) + 1000)
+end
+return granted
 """

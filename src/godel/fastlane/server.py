@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from redis import exceptions as rex
 from redis.asyncio import Redis
 
 from godel import metrics
 from godel.fastlane.link import Link
+from godel.fastlane.topology import queue_node
 
 log = logging.getLogger("godel.link")
 
@@ -24,9 +26,9 @@ class ServerFacts:
     last_bgsave_ok: bool
 
 
-async def _config_get(r: Redis, name: str) -> str | None:
+async def _config_get(r: Redis, name: str, node: dict[str, Any]) -> str | None:
     try:
-        reply = await r.config_get(name)
+        reply = await r.config_get(name, **node)
     except rex.ResponseError:
         return None  # CONFIG is often disabled on managed Redis; INFO still tells us
     value = reply.get(name)
@@ -34,11 +36,13 @@ async def _config_get(r: Redis, name: str) -> str | None:
 
 
 async def read_facts(link: Link) -> ServerFacts:
-    """INFO and the eviction policy; the gauges follow. Raises RedisUnavailable."""
+    """INFO and the eviction policy (in a cluster, of the node holding the queue); the
+    gauges follow. Raises RedisUnavailable."""
 
     async def run(r: Redis) -> ServerFacts:
-        info = await r.info()
-        policy = await _config_get(r, "maxmemory-policy")
+        node = await queue_node(r, link.keys)
+        info = await r.info(**node)
+        policy = await _config_get(r, "maxmemory-policy", node)
         return ServerFacts(
             used_memory=int(info.get("used_memory", 0)),
             maxmemory=int(info.get("maxmemory", 0)),

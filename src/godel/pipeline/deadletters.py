@@ -30,7 +30,16 @@ from godel.store.database import Database
 
 BATCH = 1000
 SETTLE_GRACE_S = 30.0  # a worker files a dead letter in Redis just after its ledger commit
-DEAD_FIELDS = ("id", "seq", "type", "agent_id", "attempts", "last_error", "created_at")
+DEAD_FIELDS = (
+    "id",
+    "seq",
+    "type",
+    "agent_id",
+    "attempts",
+    "last_error",
+    "last_traceback",
+    "created_at",
+)
 
 
 def public_dead(row: dict[str, Any]) -> dict[str, Any]:

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 from godel import metrics
 from godel.config import Settings
-from godel.errors import LedgerUnavailable, RedisUnavailable
+from godel.errors import IdConflict, LedgerUnavailable, RedisUnavailable
 from godel.event import Event
 from godel.fastlane.queue import FastLane
-from godel.store import ledger
+from godel.store import inserts, ledger
 from godel.store.database import BUSY, Database
 
 log = logging.getLogger("godel.ingest")
@@ -27,11 +27,17 @@ INLINE_MAX_ROWS = 200
 
 @dataclass(slots=True)
 class Ack:
-    """What a client gets back: ids in request order, which were already known, the mode."""
+    """What a client gets back: ids in request order, the sendings that stored nothing new
+    (an id already known, or repeated in the request), the mode."""
 
     ids: list[str]
     duplicates: list[str]
     mode: str
+
+    @property
+    def accepted(self) -> int:
+        """Distinct new events this request stored."""
+        return len(self.ids) - len(self.duplicates)
 
 
 @dataclass(slots=True)
@@ -97,7 +103,11 @@ class Ingest:
     async def _flush(self, group: list[_Waiting]) -> None:
         dispatched = self.lane.link.connected
         rows = [(ev, dispatched) for item in group for ev in item.events]
-        inserted = await self._insert(rows)
+        try:
+            inserted = await self._insert(rows)
+        except IdConflict as exc:
+            self._refuse_conflicts(group, exc)
+            return
         metrics.LEDGER_COMMIT_ROWS.observe(len(rows))
         new_ids = [ev.id for ev, _ in rows if ev.id in inserted]
         mode = "redis" if dispatched else "fallback"
@@ -108,20 +118,38 @@ class Ingest:
                     self._push_loop(), name="godel-ingest-push"
                 )
         metrics.EVENTS_ACCEPTED.labels(mode).inc(len(inserted))
-        fresh = set(inserted)
+        fresh = set(inserted)  # each new id is credited once, to its first sender
         for item in group:
             ids = [ev.id for ev in item.events]
-            duplicates = [i for i in ids if i not in fresh]
-            fresh.difference_update(ids)
+            duplicates = []
+            for i in ids:
+                if i in fresh:
+                    fresh.discard(i)
+                else:
+                    duplicates.append(i)
             if not item.future.done():
                 item.future.set_result(Ack(ids=ids, duplicates=duplicates, mode=mode))
 
+    def _refuse_conflicts(self, group: list[_Waiting], exc: IdConflict) -> None:
+        """The group was rolled back: its requests that reuse an id for a different event
+        get the 409, the others go first into the next group commit."""
+        bad = {id(ev) for ev in exc.events}
+        retry = []
+        for item in group:
+            mine = [ev for ev in item.events if id(ev) in bad]
+            if mine:
+                if not item.future.done():
+                    item.future.set_exception(IdConflict(mine))
+            else:
+                retry.append(item)
+        self._waiting[:0] = retry
+
     async def _insert(self, rows: list[tuple[Event, bool]]) -> set[str]:
         if self.db.is_sqlite and len(rows) <= INLINE_MAX_ROWS:
-            done = self.db.write_inline(ledger.insert_events_raw, True, rows)
+            done = self.db.write_inline(inserts.insert_events_raw, True, rows)
             if done is not BUSY:
                 return done
-        return await self.db.write_raw(ledger.insert_events_raw, self.db.is_sqlite, rows)
+        return await self.db.write_raw(inserts.insert_events_raw, self.db.is_sqlite, rows)
 
     async def _push_loop(self) -> None:
         while self._to_push:

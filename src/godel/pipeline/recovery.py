@@ -14,6 +14,7 @@ re-arms itself when it ends for any reason but shutdown. Only shutdown stops pro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from godel.config import Settings
-from godel.errors import RedisUnavailable
+from godel.errors import LedgerUnavailable, RedisUnavailable
 from godel.fastlane.link import Link, LinkState
 from godel.fastlane.server import read_facts, warn_if_unsafe
 
@@ -54,7 +55,9 @@ class Recovery:
         self._lock = asyncio.Lock()
         self._probe: asyncio.Task[None] | None = None
         self._delay_s = settings.probe_backoff_min_s
+        self._wake = asyncio.Event()
         link.subscribe(self._on_change)
+        link.on_failover(self._probe_now)
 
     @property
     def probing(self) -> bool:
@@ -62,6 +65,7 @@ class Recovery:
 
     async def start(self) -> None:
         """Try Redis once at start; stay in fallback (probing) when it is not usable."""
+        self.link.start()
         async with self._lock:
             try:
                 await self.link.probe()
@@ -98,9 +102,20 @@ class Recovery:
         if self.link.state is not LinkState.CONNECTED:
             self._arm()  # no-op during shutdown
 
+    def _probe_now(self) -> None:
+        """A failover was announced: the new master takes writes now, so the probe stops
+        backing off (an outage may have grown its delay to GODEL_PROBE_BACKOFF_MAX_S)."""
+        self._delay_s = self.settings.probe_backoff_min_s
+        self._wake.set()
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        self._wake.clear()
+
     async def _probe_forever(self) -> None:
         while not self.link.shutting_down:
-            await asyncio.sleep(self._delay_s * random.uniform(0.5, 1.0))
+            await self._pause(self._delay_s * random.uniform(0.5, 1.0))
             self._delay_s = min(self._delay_s * 2, self.settings.probe_backoff_max_s)
             async with self._lock:
                 if self.link.state is LinkState.CONNECTED:
@@ -152,7 +167,8 @@ class Recovery:
                 return replayed  # in fallback, probe armed: it tries again
             raise  # cancellation and friends carry on once the state is safe; an operator's
             # recovery of a connected link (nothing to reopen) hears of a ledger failure
-        self.link.reopen()
+        if not self.link.reopen():
+            return replayed  # a failover was announced meanwhile: the armed probe goes on
         try:
             replayed += await self.refill.replay()  # what committed during the last batch
         except Exception as exc:  # connected already; the periodic replay picks them up
@@ -168,6 +184,10 @@ class Recovery:
         detail = f"recovery stopped: {type(exc).__name__}: {exc}"
         if not isinstance(exc, asyncio.CancelledError):
             log.warning("Redis recovery failed; back to fallback: %s", detail)
+        if isinstance(exc, LedgerUnavailable):
+            # The driver's message names the database's host, port and user; the Link's
+            # last error is served (/health, the stream, the dashboard): the log has it.
+            detail = "recovery stopped: LedgerUnavailable: the ledger did not answer"
         self.link.enter_fallback(reason, detail)
 
     async def _inspect_server(self) -> None:

@@ -160,6 +160,8 @@ class Worker:
         if claimed_by is None:  # ledger claims: the ledger row already says where it is
             await try_call(self.lane.settle(self.name, self._outcome(claimed, failures)), None)
         self._account(len(claimed), won, failures)
+        for failure in failures:
+            self._log_failure(failure)
         if self.after_commit is not None:
             await self.after_commit([e for e in ok if e.id in won])
 
@@ -180,6 +182,28 @@ class Worker:
                 ok.append(event)
             metrics.PROCESSING_SECONDS.observe(time.perf_counter() - started)
         return ok, failures
+
+    def _log_failure(self, f: Failure) -> None:
+        ev = f.event
+        if f.dead:
+            log.error(
+                "event %s (%s) is dead after %d attempts: %s\n%s",
+                ev.id,
+                ev.type,
+                f.attempts,
+                f.error,
+                f.traceback or "",
+            )
+            return
+        log.warning(
+            "handler failed: type=%s id=%s attempt=%d/%d: %s (retry in %.1fs)",
+            ev.type,
+            ev.id,
+            f.attempts,
+            self.retry.max_attempts,
+            f.error,
+            self.retry.backoff_s(f.attempts),
+        )
 
     def _unhandled(self, event: Event) -> None:
         metrics.EVENTS_UNHANDLED.inc()
@@ -202,7 +226,10 @@ class Worker:
         """One transaction: mark processed (only what we win), apply transactional
         handlers for exactly those, record failures."""
         won = ledger.mark_processed(conn, [e.id for e in ok], now, claimed_by)
-        for event in ok:
+        # By agent, then ledger order: concurrent workers take the agents' row locks in one
+        # order (else PostgreSQL aborts one of them as a deadlock), and each agent still
+        # sees its own events in the order they were accepted.
+        for event in sorted(ok, key=lambda e: (e.agent_id or "", e.seq or 0)):
             if event.id in won:
                 for fn in self.registry.match(event.type)[1]:
                     fn(conn, event)
@@ -220,7 +247,6 @@ class Worker:
             except LedgerUnavailable:
                 raise
             except Exception as exc:
-                log.warning("handler failed for %s (%s): %s", event.id, event.type, exc)
                 failures.append(self.retry.failure(event, exc))
         await self.db.write(ledger.record_failures, failures, now, claimed_by is None)
         return won, failures

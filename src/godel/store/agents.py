@@ -10,6 +10,7 @@ from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from godel.event import Event
+from godel.intake import AGENT_STATUS_RE, MAX_AGENT_NAME_LEN
 from godel.store.schema import agents, row_dict
 
 AGENT_STATUSES = ("unknown", "idle", "busy", "running", "offline", "error")
@@ -76,13 +77,18 @@ def apply_agent_event(conn: Connection, event: Event) -> None:
         return
     payload = event.payload
     status = payload.get("status")
-    status = status if isinstance(status, str) and status else None
+    # Intake refuses a bad status or name; a row stored before that check is applied
+    # without them rather than failing (and dying) on every attempt.
+    valid = isinstance(status, str) and AGENT_STATUS_RE.fullmatch(status) is not None
+    status = status if valid else None
     now = time.time()
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     name = payload.get("name")
+    if not isinstance(name, str) or len(name) > MAX_AGENT_NAME_LEN or "\x00" in name:
+        name = None
     stmt = insert(agents).values(
         id=event.agent_id,
-        name=name if isinstance(name, str) else None,
+        name=name,
         status=status or "unknown",
         metadata="{}",
         created_at=now,

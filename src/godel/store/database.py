@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import functools
+import re
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +21,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, create_engine, event, exc, text
 from sqlalchemy.engine import make_url
 
-from godel.errors import ConfigError, LedgerUnavailable
+from godel.errors import ConfigError, LedgerRefused, LedgerUnavailable
 
 T = TypeVar("T")
 
@@ -32,6 +33,19 @@ class Busy(enum.Enum):
 
 
 BUSY = Busy.BUSY
+# What libpq says when the server (or the client's own TLS settings) refuse the connection:
+# no SQLSTATE comes with these, only the message.
+_REFUSED = re.compile(
+    r"password authentication failed|no pg_hba\.conf entry|(role|database) \"[^\"]*\" does "
+    r"not exist|SSL was required|does not support SSL|certificate verify failed|root cert",
+    re.IGNORECASE,
+)
+
+
+def unavailable(message: str) -> LedgerUnavailable:
+    """The ledger error for a driver's message: LedgerRefused when it is a refusal."""
+    kind = LedgerRefused if _REFUSED.search(message) else LedgerUnavailable
+    return kind(message)
 
 
 def normalize_url(url: str) -> str:
@@ -175,13 +189,17 @@ class Database:
         try:
             return fn(*args)
         except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError) as err:
-            raise LedgerUnavailable(str(err.orig if hasattr(err, "orig") else err)) from err
+            raise unavailable(str(err.orig if hasattr(err, "orig") else err)) from err
         except raw_errors as err:
-            raise LedgerUnavailable(str(err)) from err
+            raise unavailable(str(err)) from err
+
+    async def check(self) -> None:
+        """One round trip; LedgerUnavailable (LedgerRefused: the configuration) if it fails."""
+        await self.read(lambda conn: conn.execute(text("SELECT 1")).scalar())
 
     async def ping(self) -> bool:
         try:
-            await self.read(lambda conn: conn.execute(text("SELECT 1")).scalar())
+            await self.check()
         except LedgerUnavailable:
             return False
         return True

@@ -12,13 +12,11 @@ same row and neither waits for the other.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, and_, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from godel.event import CLAIMABLE, UNFINISHED, Event, Status
 from godel.store.schema import NOT_PROCESSED, events, row_dict
@@ -47,98 +45,30 @@ def _claim(
     conn: Connection, where: ColumnElement[bool], limit: int, values: dict[str, Any], *cols: Any
 ) -> list[Any]:
     """Update the oldest `limit` rows matching `where` that nobody else holds; return `cols`
-    of the rows taken, oldest first."""
-    inner = select(events.c.seq).where(where).order_by(events.c.seq).limit(limit)
-    inner = inner.with_for_update(skip_locked=True)
+    of the rows taken, oldest first.
+
+    The pick is a CTE, evaluated once. As `UPDATE ... WHERE seq IN (SELECT ... LIMIT n FOR
+    UPDATE SKIP LOCKED)`, PostgreSQL may run the subquery again while updating; the rows
+    this very statement already changed are then skipped, and the next ones are taken too:
+    more than `limit` rows (caught by tests/unit/store/test_ledger.py)."""
+    picked = (
+        select(events.c.seq)
+        .where(where)
+        .order_by(events.c.seq)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("picked")
+    )
     stmt = (
         update(events)
-        .where(events.c.seq.in_(inner.scalar_subquery()), where)
+        .where(events.c.seq == picked.c.seq)
         .values(**values)
         .returning(*(cols or events.c))
     )
     return sorted(conn.execute(stmt).all(), key=lambda r: r.seq)
 
 
-# -- ingest -------------------------------------------------------------------------------
-
-_COLUMNS = (
-    "id, type, agent_id, payload, status, dispatched, attempts, created_at, "
-    "updated_at, available_at"
-)
-_SQLITE_INSERT = (
-    f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, 'queued', ?, 0, ?, ?, ?) "
-    "ON CONFLICT (id) DO NOTHING"
-)
-_PG_INSERT = (
-    f"INSERT INTO events ({_COLUMNS}) SELECT i, t, a, p, 'queued', d, 0, c, %(now)s, c "
-    "FROM unnest(%(ids)s::text[], %(types)s::text[], %(agents)s::text[], %(payloads)s::text[], "
-    "%(dispatched)s::bool[], %(created)s::float8[]) AS x(i, t, a, p, d, c) "
-    "ON CONFLICT (id) DO NOTHING RETURNING id"
-)
-
-
-def insert_events(conn: Connection, batch: Sequence[tuple[Event, bool]]) -> set[str]:
-    """Insert new events (each with its `dispatched` flag); return the ids that were new."""
-    now = time.time()
-    rows = [
-        {
-            "id": ev.id,
-            "type": ev.type,
-            "agent_id": ev.agent_id,
-            "payload": ev.payload_json,
-            "status": Status.QUEUED,
-            "dispatched": dispatched,
-            "attempts": 0,
-            "created_at": ev.created_at,
-            "updated_at": now,
-            "available_at": ev.created_at,
-        }
-        for ev, dispatched in batch
-    ]
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(events).on_conflict_do_nothing(index_elements=["id"]).returning(events.c.id)
-    return {row[0] for row in conn.execute(stmt, rows)}
-
-
-def insert_events_raw(
-    dbapi_conn: Any, is_sqlite: bool, batch: Sequence[tuple[Event, bool]]
-) -> set[str]:
-    """The ingest hot path on a DBAPI connection: one statement for the whole group commit
-    (executemany on SQLite, unnest on PostgreSQL). Returns the ids that were new."""
-    now = time.time()
-    if not is_sqlite:
-        cols: dict[str, list[Any]] = {
-            k: [] for k in ("ids", "types", "agents", "payloads", "dispatched", "created")
-        }
-        for ev, dispatched in batch:
-            for key, value in zip(
-                cols,
-                (ev.id, ev.type, ev.agent_id, ev.payload_json, dispatched, ev.created_at),
-                strict=True,
-            ):
-                cols[key].append(value)
-        cur = dbapi_conn.execute(_PG_INSERT, {**cols, "now": now})
-        return {row[0] for row in cur.fetchall()}
-    # Server-made ids are unique by construction; only idempotency keys can already exist.
-    ids = [ev.id for ev, _ in batch if ev.id_from_client]
-    existing: set[str] = set()
-    for start in range(0, len(ids), 500):  # SQLite caps bound parameters per statement
-        chunk = ids[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        existing.update(
-            r[0] for r in dbapi_conn.execute(f"SELECT id FROM events WHERE id IN ({marks})", chunk)
-        )
-    new: set[str] = set()
-    rows = []
-    for ev, dispatched in batch:
-        if ev.id not in existing and ev.id not in new:
-            new.add(ev.id)
-            created = ev.created_at
-            rows.append(
-                (ev.id, ev.type, ev.agent_id, ev.payload_json, dispatched, created, now, created)
-            )
-    dbapi_conn.executemany(_SQLITE_INSERT, rows)
-    return new
+# -- ingest (the insert itself: store.inserts) ------------------------------------------
 
 
 def mark_undispatched(conn: Connection, ids: Iterable[str]) -> None:
@@ -219,6 +149,7 @@ class Failure:
     attempts: int
     dead: bool
     available_at: float
+    traceback: str | None = None
 
 
 def record_failures(
@@ -234,6 +165,7 @@ def record_failures(
                 status=Status.DEAD if f.dead else Status.RETRYING,
                 attempts=f.attempts,
                 last_error=f.error[:4000],
+                last_traceback=f.traceback,
                 available_at=f.available_at,
                 updated_at=now,
                 claimed_by=None,

@@ -41,6 +41,8 @@ events = Table(
     Column("claimed_by", String(128)),
     Column("claimed_until", Float),
     Column("processed_at", Float),
+    # The stack of the last failure (frames and the error line, never the values).
+    Column("last_traceback", Text),
 )
 Index(
     "ix_events_undispatched",
@@ -70,6 +72,17 @@ agents = Table(
     Column("last_seen_at", Float),
     # Counts agent events applied: equal to the number of distinct events when exactly-once.
     Column("events_applied", Integer, nullable=False, default=0),
+)
+
+# API keys made at run time (`godel keys create`, POST /admin/keys). Only the SHA-256 digest
+# of a secret is kept (godel.credentials); `scopes` is their `+`-joined form.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("scopes", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
 )
 
 

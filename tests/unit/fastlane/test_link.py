@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -9,6 +10,7 @@ from redis import exceptions as rex
 
 from godel.errors import FastLaneClosed, RedisConnectionLost, RedisRefusingWrites
 from godel.fastlane.link import Link, LinkState, try_call
+from godel.fastlane.topology import FailoverWatch
 from tests.unit.fastlane.fakes import FAST, FakeRedis, down
 
 
@@ -111,3 +113,73 @@ async def test_unsubscribe_stops_notifications() -> None:
     assert link.listener_count == before - 1
     link.begin_recovery()
     assert seen == []
+
+
+class _PubSub:
+    """A Sentinel's pub/sub connection: hands out the messages of its feed, then idles."""
+
+    def __init__(self, feed: list[str]) -> None:
+        self.feed = feed
+        self.channels: list[str] = []
+
+    async def __aenter__(self) -> _PubSub:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def subscribe(self, channel: str) -> None:
+        self.channels.append(channel)
+
+    async def get_message(
+        self, ignore_subscribe_messages: bool, timeout: float
+    ) -> dict[str, str] | None:
+        if self.feed:
+            return {"type": "message", "data": self.feed.pop(0)}
+        await asyncio.sleep(timeout)
+        return None
+
+
+class _SentinelClient:
+    def __init__(self, feed: list[str]) -> None:
+        self.pubsub_ = _PubSub(feed)
+
+    def pubsub(self) -> _PubSub:
+        return self.pubsub_
+
+
+class _Sentinels:
+    def __init__(self, *feeds: list[str]) -> None:
+        self.sentinels = [_SentinelClient(feed) for feed in feeds]
+
+
+async def test_each_failover_is_reported_once_whichever_sentinels_announce_it() -> None:
+    switch = "mymaster 10.0.0.1 6379 10.0.0.2 6379"
+    back = "mymaster 10.0.0.2 6379 10.0.0.1 6379"
+    other = "othermaster 10.0.0.5 6379 10.0.0.6 6379"
+    sentinels = _Sentinels([switch], [switch, other], [switch, back])
+    seen: list[str] = []
+    watch = FailoverWatch(sentinels, "mymaster", seen.append)  # type: ignore[arg-type]
+    watch.start()
+    for _ in range(100):
+        if len(seen) >= 2:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
+    await watch.stop()
+    assert seen == [
+        "Sentinel +switch-master: 10.0.0.1:6379 -> 10.0.0.2:6379",
+        "Sentinel +switch-master: 10.0.0.2:6379 -> 10.0.0.1:6379",
+    ]
+    assert all(c.pubsub_.channels == ["+switch-master"] for c in sentinels.sentinels)
+
+
+async def test_a_failover_closes_the_lane_and_the_next_probe_drops_the_pools() -> None:
+    link, fake, _ = await connected_link()
+    link.enter_fallback("failover", "Sentinel +switch-master: a:1 -> b:2")
+    assert link.state is LinkState.FALLBACK and link.reason == "failover"
+    assert link.reopen() is False  # a recovery that began before the failover cannot reopen
+    await link.probe()
+    assert fake.connection_pool.disconnects == 1
+    link.begin_recovery()
+    assert link.reopen() is True and link.connected

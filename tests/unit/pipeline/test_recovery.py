@@ -196,3 +196,31 @@ async def test_fallback_from_any_call_re_arms_the_probe() -> None:
             assert rec.probing
             fake.fail_with = None
             await eventually(lambda: link.connected, "recovery")
+
+
+async def test_a_failover_announced_during_the_replay_keeps_the_lane_closed() -> None:
+    held = asyncio.Event()
+    refill = ScriptedRefill(held, 2)
+    async with recovery(refill) as (rec, link, fake):
+        fake.fail_with = down()
+        await rec.start()
+        fake.fail_with = None
+        await refill.started.wait()
+        assert link.state is LinkState.RECOVERING
+        # A Sentinel announces +switch-master while the replay writes: the clients may have
+        # been pointed at the old master, so the lane must not reopen on this probe.
+        link.enter_fallback("failover", "Sentinel +switch-master: a:1 -> b:2")
+        held.set()
+        await eventually(lambda: refill.replays >= 2, "a second probe and replay")
+        await eventually(lambda: link.connected, "recovery after the failover")
+        assert fake.connection_pool.disconnects >= 2  # the pools were dropped again
+
+
+async def test_a_failover_announced_wakes_a_backed_off_probe() -> None:
+    async with recovery(ScriptedRefill(), SLOW_PROBE) as (rec, link, fake):
+        fake.fail_with = down()
+        await rec.start()  # in fallback; the probe sleeps for a minute before trying again
+        fake.fail_with = None  # the Sentinels promoted a replica that takes writes
+        link.failover_announced("Sentinel +switch-master: a:1 -> b:2")
+        assert link.reason == "failover"
+        await eventually(lambda: link.connected, "the probe, woken by the announcement")

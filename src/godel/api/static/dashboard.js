@@ -5,7 +5,6 @@
   const $ = (id) => document.getElementById(id);
   const WINDOW_S = 300;
   const HISTORY_KEY = "godel.history";
-  const TOKEN_KEY = "godel.adminToken";
   const FEED_ROWS = 12;
 
   // ---- formatting -------------------------------------------------------------------------
@@ -224,7 +223,13 @@
     es.onopen = () => pill("live", "live");
     es.onerror = () => {
       pill("API unreachable — retrying", "lost");
-      if (es.readyState === EventSource.CLOSED) setTimeout(connect, 2000);
+      if (es.readyState === EventSource.CLOSED) {
+        // An EventSource does not show the status: a 401 means the session is over.
+        fetch("/health", { credentials: "same-origin" }).then((r) => {
+          if (r.status === 401) window.location.assign("/login");
+        }).catch(() => {});
+        setTimeout(connect, 2000);
+      }
     };
     es.addEventListener("status", (e) => renderStatus(JSON.parse(e.data)));
     es.addEventListener("link", (e) => renderLink(JSON.parse(e.data)));
@@ -232,29 +237,32 @@
   }
 
   // ---- operator actions --------------------------------------------------------------------
-  const token = () => sessionStorage.getItem(TOKEN_KEY) || "";
-  function showToken() {
-    text("token-state", token() ? "token set (kept in this tab only)" : "not set (kept in this tab only)");
-  }
+  // The session cookie (HttpOnly, SameSite=Strict) is the credential; the API also wants
+  // X-Requested-With on every write made with it (its CSRF rule).
+  const isAdmin = document.body.dataset.admin === "yes";
   function show(message, isError) {
     const out = $("action-result");
     out.textContent = message;
     out.className = `result${isError ? " error" : ""}`;
   }
   async function admin(method, path) {
-    if (!token()) {
-      show("Enter the admin token (GODEL_ADMIN_TOKEN) first.", true);
-      return null;
-    }
     let response;
     try {
-      response = await fetch(path, { method, headers: { Authorization: `Bearer ${token()}` } });
+      response = await fetch(path, {
+        method,
+        credentials: "same-origin",
+        headers: { "X-Requested-With": "godel-dashboard" },
+      });
     } catch (err) {
       show(`${method} ${path} failed: ${err}`, true);
       return null;
     }
     let body;
     try { body = await response.json(); } catch { body = { detail: response.statusText }; }
+    if (response.status === 401) {
+      window.location.assign("/login");  // the session expired or its key was revoked
+      return null;
+    }
     if (!response.ok) {
       show(`${method} ${path} → HTTP ${response.status}: ${body.detail || JSON.stringify(body)}`, true);
       return null;
@@ -293,6 +301,7 @@
       b.dataset.action = action;
       b.dataset.type = type;
       if (cls) b.className = cls;
+      if (action !== "inspect" && !isAdmin) b.disabled = true;
       td.appendChild(b);
     }
     return td;
@@ -327,15 +336,20 @@
     $("dead-detail").replaceChildren();
   }
 
+  async function logout() {
+    try {
+      await fetch("/logout", {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "X-Requested-With": "godel-dashboard" },
+      });
+    } finally {
+      window.location.assign("/login");
+    }
+  }
+
   function wire() {
-    $("token-form").addEventListener("submit", (e) => {
-      e.preventDefault();
-      const value = $("token").value.trim();
-      if (value) sessionStorage.setItem(TOKEN_KEY, value);
-      else sessionStorage.removeItem(TOKEN_KEY);
-      $("token").value = "";
-      showToken();
-    });
+    if ($("logout")) $("logout").addEventListener("click", logout);
     $("btn-recover").addEventListener("click", recover);
     $("btn-warm").addEventListener("click", warm);
     $("btn-dead").addEventListener("click", loadDead);
@@ -345,11 +359,12 @@
       if (b.dataset.action === "inspect") inspect(b.dataset.type);
       else bulk(b.dataset.action, b.dataset.type);
     });
-    showToken();
     setInterval(tickAgo, 1000);
   }
 
   wire();
   if (history.length > 1) drawCharts();
+  // First paint: the width comes as data, not a style attribute (the CSP has no inline style).
+  $("mem-bar").style.width = `${Math.min(Number($("mem-bar").dataset.pct) || 0, 100)}%`;
   connect();
 })();
