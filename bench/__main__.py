@@ -12,11 +12,15 @@ from pathlib import Path
 from rich.console import Console
 
 from bench import http_load, peers, report
-from bench.context import FULL, QUICK, Context, own_redis, redis_version
+from bench.context import FULL, QUICK, SMOKE, Context, own_redis, redis_version
 from bench.rows_cache import bench_cache
+from bench.rows_health import bench_health, link_row
 from bench.rows_ingest import bench_batch, bench_http, bench_ingest, bench_ingest_concurrent
 from bench.rows_outage import bench_fallback, bench_replay
+from bench.rows_pg import bench_pg_http, bench_pg_ingest, bench_pg_process, bench_pg_replay
 from bench.rows_process import bench_process
+from bench.rows_scaling import bench_scaling
+from bench.rows_serve import bench_serve
 from bench.stats import Result, Status
 
 Bench = Callable[[Context], list[Result]]
@@ -26,16 +30,26 @@ BENCHMARKS: dict[str, list[Bench]] = {
     "batch": [bench_batch],
     "http": [bench_http],
     "process": [bench_process],
+    "serve": [bench_serve],  # rows 3c and 9a-9c: wrk, the default topology, FastAPI + arq
     "fallback": [bench_fallback],
     "replay": [bench_replay],  # rows 6 and 7a (one run gives both)
     "memory": [bench_replay, bench_cache],  # rows 7a and 7b
+    "scaling": [bench_scaling],  # rows 8a-8c: 1 vs 2 processes on PostgreSQL
+    "pg": [bench_pg_ingest, bench_pg_http, bench_pg_process, bench_pg_replay],  # rows P1-P6
+    "health": [bench_health],  # rows 12a-12b (row 11, the link's, comes from every row)
 }
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    p.add_argument("--quick", action="store_true", help="small sizes: under 2 minutes")
+    p.add_argument("--quick", action="store_true", help="small sizes: a few minutes")
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="every row once at the smallest sizes (the test suite's check of the harness; "
+        "one repetition: figures not for quoting)",
+    )
     p.add_argument(
         "--only",
         nargs="+",
@@ -99,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     def log(message: str) -> None:
         err.print(f"[dim]{time.strftime('%H:%M:%S')} {message}[/dim]")
 
-    sizes = QUICK if args.quick else FULL
-    if args.reps:
+    sizes = SMOKE if args.smoke else QUICK if args.quick else FULL
+    if args.reps and not args.smoke:
         sizes = dataclasses.replace(sizes, reps=max(3, args.reps))
     started = time.monotonic()
     date = report.now_utc()
@@ -109,13 +123,23 @@ def main(argv: list[str] | None = None) -> int:
     with own_redis() as redis:
         log(f"redis-server {redis_version(redis)} on port {redis.port}")
         ctx = Context(
-            redis=redis, sizes=sizes, quick=args.quick, log=log, http_client=args.http_client
+            redis=redis,
+            sizes=sizes,
+            quick=args.quick or args.smoke,
+            log=log,
+            http_client=args.http_client,
         )
-        for bench in selected(args.only):
-            results.extend(run_one(bench, ctx))
+        try:
+            for bench in selected(args.only):
+                results.extend(run_one(bench, ctx))
+        finally:
+            ctx.close()
+        link = link_row(results)
+        if link is not None:
+            results.append(link)
         meta = {
             "date": date.isoformat().replace("+00:00", "Z"),
-            "mode": "quick" if args.quick else "full",
+            "mode": "smoke" if args.smoke else "quick" if args.quick else "full",
             "machine": report.machine(redis_version(redis)),
             "peers": peers.versions(),
             "sizes": dataclasses.asdict(sizes),

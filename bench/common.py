@@ -89,6 +89,14 @@ def godel_reps(ctx: Context, res: Result, one_rep: Callable[[], float], unit: st
     guarded(ctx, [res], run)
 
 
+def registry_fallbacks() -> float:
+    """Link transitions into fallback so far in this process (an in-process Producer's)."""
+    from prometheus_client import REGISTRY
+
+    value = REGISTRY.get_sample_value("godel_redis_fallback_transitions_total", {"to": "fallback"})
+    return value or 0.0
+
+
 def check_ledger(
     ledger: Ledger, total: int, undispatched: int | None = None, processed: int | None = None
 ) -> dict[str, int]:

@@ -4,12 +4,14 @@ figures that more than one row compares against."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.support.postgres_server import PostgresServer
 from tests.support.redis_server import RedisServer
 
 
@@ -32,6 +34,13 @@ class Sizes:
     kill_window_s: float  # row 5b: seconds of load on each side of the kill
     replay_n: int  # rows 6 and 7a: events accepted in fallback
     cache_fill: int  # row 7b: entries inserted into the in-memory LRU
+    wrk_window_s: float  # wrk rows (3c, 9, P3): seconds of load per repetition
+    wrk_connections: int  # wrk rows: connections of the concurrent rows
+    pg_ingest_n: int  # P1: events per repetition, one per call, each a durable commit
+    pg_batch_n: int  # P2: events per repetition, 100 per call
+    pg_process_n: int  # P4: events drained by one `godel worker --burst`
+    pg_replay_n: int  # P6: events accepted in fallback, then replayed
+    health_rows: int  # 12: ledger rows under /health's counts
 
 
 QUICK = Sizes(
@@ -52,6 +61,33 @@ QUICK = Sizes(
     kill_window_s=0.5,
     replay_n=5000,
     cache_fill=30_000,
+    wrk_window_s=1.0,
+    wrk_connections=32,
+    pg_ingest_n=300,
+    pg_batch_n=5000,
+    pg_process_n=5000,
+    pg_replay_n=5000,
+    health_rows=30_000,
+)
+# The suite's smoke run (tests/bench): every row once, at the quick sizes or below; it checks
+# the harness and that Godel loses nothing, not the figures (one repetition: no medians).
+SMOKE = dataclasses.replace(
+    QUICK,
+    reps=1,
+    ingest_n=200,
+    ingest_concurrent_n=320,
+    batch_n=3000,
+    http_one_requests=200,
+    http_batch_requests=30,
+    fallback_one_requests=100,
+    fallback_batch_requests=20,
+    replay_n=2000,
+    cache_fill=10_000,
+    pg_ingest_n=100,
+    pg_batch_n=2000,
+    pg_process_n=3000,
+    pg_replay_n=2000,
+    health_rows=5000,
 )
 FULL = Sizes(
     reps=3,
@@ -71,6 +107,13 @@ FULL = Sizes(
     kill_window_s=2.0,
     replay_n=100_000,
     cache_fill=100_000,
+    wrk_window_s=8.0,
+    wrk_connections=32,
+    pg_ingest_n=2000,
+    pg_batch_n=50_000,
+    pg_process_n=20_000,
+    pg_replay_n=100_000,
+    health_rows=300_000,
 )
 
 
@@ -82,12 +125,25 @@ class Context:
     log: Callable[[str], None]
     http_client: str = "raw"  # see bench/http_load.py
     memo: dict[str, Any] = field(default_factory=dict)
+    _postgres: PostgresServer | None = None
 
     def once(self, key: str, fn: Callable[[], Any]) -> Any:
         """Compute a figure once per run (e.g. arq's enqueue rate, used by rows 1 and 3)."""
         if key not in self.memo:
             self.memo[key] = fn()
         return self.memo[key]
+
+    def postgres(self) -> PostgresServer:
+        """The run's PostgreSQL (started on first use, with its own durable defaults:
+        fsync and synchronous_commit on, not the tests' fast settings), for the P rows."""
+        if self._postgres is None:
+            self._postgres = PostgresServer(durable=True).start()
+        return self._postgres
+
+    def close(self) -> None:
+        if self._postgres is not None:
+            self._postgres.stop()
+            self._postgres = None
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ from typing import Any
 from tests.support.godel_server import GodelServer, start_serve
 from tests.support.godel_server import godel_env as process_env
 from tests.support.ledger import ledger_counts, undispatched
+from tests.support.postgres_server import PostgresServer
 from tests.support.process import ProcessRunner
 
 ADMIN_TOKEN = "bench-admin-token"
@@ -64,6 +65,7 @@ class Ledger:
     """A fresh SQLite ledger file in its own temp dir."""
 
     dir: Path
+    kind = "sqlite"
 
     @classmethod
     def fresh(cls) -> Ledger:
@@ -99,6 +101,51 @@ def fresh_ledger() -> Iterator[Ledger]:
         ledger.remove()
 
 
+@dataclass
+class PgLedger(Ledger):
+    """A fresh database on the run's PostgreSQL, migrated as `godel db upgrade` does (Godel
+    migrates only SQLite by itself), and a temp dir for the processes' data and logs."""
+
+    server: PostgresServer | None = None
+    name: str = ""
+    kind = "postgresql"
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return self.server.database_url(self.name)
+
+    def counts(self) -> dict[str, int]:
+        by_status = ledger_counts(self.url)
+        return {"total": sum(by_status.values()), "undispatched": undispatched(self.url)} | {
+            str(status): n for status, n in by_status.items()
+        }
+
+    def remove(self) -> None:
+        if self.server is not None:
+            self.server.drop_database(self.name)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def fresh_pg_ledger(server: PostgresServer) -> Iterator[PgLedger]:
+    from godel.store.database import Database
+    from godel.store.migrate import upgrade
+
+    url = server.create_database()
+    directory = Path(tempfile.mkdtemp(prefix="godel-bench-ledger-"))
+    ledger = PgLedger(directory, server, url.rsplit("/", 1)[1])
+    try:
+        db = Database(url)
+        try:
+            upgrade(db)
+        finally:
+            db.close()
+        yield ledger
+    finally:
+        ledger.remove()
+
+
 def settings(redis_url: str, ledger: Ledger, **extra: Any) -> Any:
     settings_cls, _ = require_producer()
     return settings_cls(redis_url=redis_url, database_url=ledger.url, data_dir=ledger.dir, **extra)
@@ -120,18 +167,36 @@ def godel_env(redis_url: str, ledger: Ledger, **extra: Any) -> dict[str, str]:
     return process_env(serve_settings(redis_url, ledger, **extra), ledger.dir)
 
 
-def run_cli(args: list[str], env: dict[str, str], timeout_s: float = 600) -> float:
-    """Run a `godel` subcommand to completion; returns wall seconds from spawn to exit."""
+def run_cli(
+    args: list[str], env: dict[str, str], timeout_s: float = 600, logs: list[str] | None = None
+) -> float:
+    """Run a `godel` subcommand to completion; returns wall seconds from spawn to exit.
+    Its output is appended to `logs` when given."""
     cmd = [*godel_command(), *args]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
     wall = time.perf_counter() - t0
+    if logs is not None:
+        logs.append(proc.stderr + proc.stdout)
     if proc.returncode != 0:
         raise RuntimeError(
             f"`godel {' '.join(args)}` exited {proc.returncode}: "
             f"{(proc.stderr or proc.stdout)[-800:]}"
         )
     return wall
+
+
+def sum_samples(metrics_text: str, sample: str) -> float:
+    """The value of one sample (name and labels as exposed) in a /metrics text; 0 if absent."""
+    for line in metrics_text.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def fallbacks_in_log(text: str) -> int:
+    """Transitions into fallback a process logged (its contract line)."""
+    return text.count("Entering fallback mode")
 
 
 def rss_bytes(pid: int) -> int:
@@ -162,11 +227,12 @@ def _descendants(pid: int) -> list[int]:
 
 class GodelServe:
     """`godel serve` (tests/support's launcher) on a free loopback port with no workers
-    inside, Godel's default settings otherwise; logs in the ledger's directory."""
+    inside unless `workers=` says otherwise (`GodelServe.default(...)`: the topology users
+    run), Godel's default settings otherwise; logs in the ledger's directory."""
 
     def __init__(self, redis_url: str, ledger: Ledger, **extra: Any) -> None:
         self.ledger = ledger
-        self.settings = serve_settings(redis_url, ledger, workers=0, **extra)
+        self.settings = serve_settings(redis_url, ledger, **{"workers": 0, **extra})
         self.server: GodelServer | None = None
 
     def _start_process(
@@ -200,6 +266,11 @@ class GodelServe:
 
     def health(self) -> dict[str, Any]:
         return self.running.health()
+
+    def fallbacks(self) -> int:
+        """Link transitions into fallback since this process started (its /metrics)."""
+        text = self.running.metrics()
+        return int(sum_samples(text, 'godel_redis_fallback_transitions_total{to="fallback"}'))
 
     def recover(self) -> dict[str, Any]:
         return self.running.admin("/admin/recovery/redis", timeout_s=120)

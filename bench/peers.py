@@ -23,7 +23,8 @@ VENVS_DIR = BENCH_DIR / ".venvs"
 # What pip installs in each peer venv. arq: latest 0.2x (0.28 pins redis<6); RQ: latest.
 # hiredis for both, so neither peer is slowed by the pure-Python parser Godel does not use.
 PEER_SPECS: dict[str, list[str]] = {
-    "arq": ["arq>=0.26,<0.30", "hiredis"],
+    # fastapi + uvicorn[standard] (uvloop, httptools): the FastAPI + arq peer (arq_app.py).
+    "arq": ["arq>=0.26,<0.30", "hiredis", "fastapi", "uvicorn[standard]"],
     "rq": ["rq", "hiredis"],
 }
 SCRIPTS = {"arq": "arq_bench.py", "rq": "rq_bench.py", "bare": "bare_bench.py"}

@@ -30,6 +30,10 @@ def fmt(value: float, unit: str) -> str:
         return f"{value:,.0f} ev/s"
     if unit == "s":
         return f"{value:.3f} s"
+    if unit == "ms":
+        return f"{value:.2f} ms"
+    if unit == "transitions":
+        return f"{value:.0f}"
     if unit == "MiB":
         return f"{value:.1f} MiB"
     if unit == "B/entry":

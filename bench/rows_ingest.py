@@ -7,6 +7,7 @@ import asyncio
 import statistics
 import time
 from collections.abc import Callable, Coroutine
+from contextlib import AbstractContextManager
 from typing import Any
 
 from bench import http_load
@@ -22,13 +23,22 @@ from bench.common import (
     null_server,
     peer_stat,
     ratio,
+    registry_fallbacks,
 )
 from bench.context import Context
-from bench.godel_side import EVENT_TYPE, GodelServe, fresh_ledger, require_producer, settings
+from bench.godel_side import (
+    EVENT_TYPE,
+    GodelServe,
+    Ledger,
+    fresh_ledger,
+    require_producer,
+    settings,
+)
 from bench.stats import Result, Stat
 
 # One timed publishing run against a started Producer's settings: (cfg) -> seconds.
 Publish = Callable[[Any], Coroutine[Any, Any, float]]
+Ledgers = Callable[[], AbstractContextManager[Ledger]]  # a fresh ledger per repetition
 
 
 async def _publish_one(cfg: Any, n: int) -> float:
@@ -82,20 +92,34 @@ async def _publish_concurrent(cfg: Any, n: int, callers: int, commits: list[floa
         return elapsed
 
 
-def _godel_ingest_rep(ctx: Context, n: int, publish: Publish, warm: int = 1) -> float:
+def _godel_ingest_rep(
+    ctx: Context,
+    res: Result,
+    n: int,
+    publish: Publish,
+    warm: int = 1,
+    ledgers: Ledgers = fresh_ledger,
+) -> float:
     """One repetition on a fresh ledger; checks every event (the timed n and the `warm` warm-up
     calls) is in the ledger, dispatched, and its id in Redis."""
     ctx.redis.reset()
-    with fresh_ledger() as ledger:
+    with ledgers() as ledger:
+        before = registry_fallbacks()
         elapsed = asyncio.run(publish(settings(ctx.redis.url, ledger)))
+        res.saw_fallbacks(int(registry_fallbacks() - before))
         check_ledger(ledger, total=n + warm, undispatched=0)
         check_pending(ctx, n + warm)
     return n / elapsed
 
 
+def producer_row(res: Result, ledger: str = "sqlite") -> Result:
+    res.topology, res.ledger, res.client = "producer", ledger, "python"
+    return res
+
+
 def bench_ingest(ctx: Context) -> list[Result]:
     s = ctx.sizes
-    res = Result("ingest", "1 ingest, one event per call (Python client)", "≥ 3x arq")
+    res = producer_row(Result("ingest", "1 ingest, one event per call (Python client)", "≥ 3x arq"))
     res.note += (
         "One sequential caller: each call waits for its own durable ledger commit (one commit "
         "per event), where the peers' calls only write to Redis; concurrent callers share "
@@ -114,7 +138,7 @@ def bench_ingest(ctx: Context) -> list[Result]:
     godel_reps(
         ctx,
         res,
-        lambda: _godel_ingest_rep(ctx, s.ingest_n, lambda cfg: _publish_one(cfg, s.ingest_n)),
+        lambda: _godel_ingest_rep(ctx, res, s.ingest_n, lambda cfg: _publish_one(cfg, s.ingest_n)),
     )
     for peer in list(res.peers):
         ratio(res, peer)
@@ -125,10 +149,12 @@ def bench_ingest(ctx: Context) -> list[Result]:
 def bench_ingest_concurrent(ctx: Context) -> list[Result]:
     s = ctx.sizes
     n, c = s.ingest_concurrent_n, s.callers
-    res = Result(
-        "ingest",
-        f"1b ingest, one event per call, {c} concurrent callers (Python client)",
-        "≥ 3x arq",
+    res = producer_row(
+        Result(
+            "ingest",
+            f"1b ingest, one event per call, {c} concurrent callers (Python client)",
+            "≥ 3x arq",
+        )
     )
     res.details["callers"] = c
     res.note += (
@@ -147,7 +173,7 @@ def bench_ingest_concurrent(ctx: Context) -> list[Result]:
         ctx,
         res,
         lambda: _godel_ingest_rep(
-            ctx, n, lambda cfg: _publish_concurrent(cfg, n, c, commits), warm=c
+            ctx, res, n, lambda cfg: _publish_concurrent(cfg, n, c, commits), warm=c
         ),
     )
     if commits and all(commits):
@@ -162,10 +188,12 @@ def bench_ingest_concurrent(ctx: Context) -> list[Result]:
 
 def bench_batch(ctx: Context) -> list[Result]:
     s = ctx.sizes
-    res = Result(
-        "batch",
-        f"2 ingest, batches of {s.batch_size} (Python client)",
-        "≥ 50,000 ev/s and ≥ 45% of best bare pipeline",
+    res = producer_row(
+        Result(
+            "batch",
+            f"2 ingest, batches of {s.batch_size} (Python client)",
+            "≥ 50,000 ev/s and ≥ 45% of best bare pipeline",
+        )
     )
     ctx.log("batch: peers")
     extra = ["--batch", str(s.batch_size)]
@@ -184,7 +212,7 @@ def bench_batch(ctx: Context) -> list[Result]:
         ctx,
         res,
         lambda: _godel_ingest_rep(
-            ctx, s.batch_n, lambda cfg: _publish_batches(cfg, s.batch_n, s.batch_size)
+            ctx, res, s.batch_n, lambda cfg: _publish_batches(cfg, s.batch_n, s.batch_size)
         ),
     )
     for peer in list(res.peers):
@@ -219,6 +247,8 @@ def bench_http(ctx: Context) -> list[Result]:
         "http", "3a HTTP ingest, one event per request", "≥ arq enqueue rate (Python client)"
     )
     batch = Result("http", f"3b HTTP ingest, batches of {s.batch_size}", "≥ 20,000 ev/s")
+    for res in (one, batch):
+        res.topology, res.ledger, res.client = "api-only", "sqlite", f"python-{ctx.http_client}"
     arq = arq_enqueue(ctx)
     if isinstance(arq, Stat):
         one.peers["arq enqueue"] = arq
@@ -250,6 +280,8 @@ def bench_http(ctx: Context) -> list[Result]:
                 res.godel = Stat.of(values, RATE)
                 total += accepted
             check_ledger(ledger, total=total)
+            for res in (one, batch):
+                res.saw_fallbacks(serve.fallbacks())  # one process for both rows
 
     guarded(ctx, [one, batch], run)
     for res in (one, batch):

@@ -49,6 +49,18 @@ class Result:
     status: Status = Status.INFO
     note: str = ""
     details: dict[str, Any] = field(default_factory=dict)  # JSON only: raw extras per row
+    # What Godel ran as: `producer` (in this process), `api-only` (`godel serve`,
+    # GODEL_WORKERS=0), `default` (`godel serve` with its worker inside), `worker`
+    # (`godel worker` alone), or "" (no Godel process: the cache row).
+    topology: str = ""
+    ledger: str = ""  # sqlite or postgresql
+    client: str = ""  # what drove the load: python (in process), python-raw/httpx, wrk
+    # Link transitions into fallback seen during the row (None: not watched; rows that kill
+    # Redis are not watched: there it is the point).
+    fallbacks: int | None = None
+
+    def saw_fallbacks(self, n: int) -> None:
+        self.fallbacks = (self.fallbacks or 0) + n
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -61,6 +73,10 @@ class Result:
             "status": self.status.value,
             "note": self.note,
             "details": self.details,
+            "topology": self.topology,
+            "ledger": self.ledger,
+            "client": self.client,
+            "link_fallbacks": self.fallbacks,
         }
 
 

@@ -7,6 +7,8 @@
 - sqlite_url (function): a SQLite file in the test's tmp dir.
 - run_process (function): start commands, stopped after the test (`godel serve`: use
   tests.support.godel_server.start_serve(run_process, ...)).
+- fleet_factory (function): N `godel serve` (GODEL_WORKERS=0) and M `godel worker`
+  processes on one ledger and one Redis (tests.support.fleet).
 Tests using pg_url or postgres_server are marked `postgres` automatically.
 """
 
@@ -147,6 +149,25 @@ def run_process(tmp_path: Path) -> Iterator[ProcessFactory]:
             return runner.start(args, env, cwd=cwd, inherit_env=inherit_env)
 
         yield start
+
+
+@pytest.fixture
+def fleet_factory(run_process: ProcessFactory, tmp_path: Path) -> Callable[..., Any]:
+    """`fleet_factory(settings, apis=3, workers=3)` -> a started tests.support.fleet.Fleet:
+    the ledger of `settings` (Settings field names) migrated first, as the init containers
+    do, then every process at once; all stopped after the test."""
+    from tests.harness import migrate
+    from tests.support.fleet import Fleet, start_fleet
+
+    def start(
+        settings: Mapping[str, Any], *, apis: int, workers: int, concurrency: int = 1
+    ) -> Fleet:
+        migrate(settings["database_url"])
+        return start_fleet(
+            run_process, tmp_path, settings, apis=apis, workers=workers, concurrency=concurrency
+        )
+
+    return start
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -13,6 +13,8 @@ from godel.errors import ConfigError
 from godel.fastlane.address import parse_redis_url
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+# As scripts/gen-prometheusrule.py: the upstream repository's docs/runbooks.
+DEFAULT_RUNBOOK_BASE_URL = "https://github.com/godel-platform/godel/blob/main/docs/runbooks"
 
 
 class Settings(BaseSettings):
@@ -72,6 +74,14 @@ class Settings(BaseSettings):
 
     redis_socket_timeout_s: float = Field(default=0.5, gt=0, le=60)
     redis_connect_timeout_s: float = Field(default=0.5, gt=0, le=60)
+    redis_confirm_timeout_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="A Redis call that timed out is confirmed by a PING on a fresh "
+        "connection with this timeout: an answer means a busy host, not an outage (the fast "
+        "lane stays open); no answer is the outage.",
+    )
     redis_block_timeout_s: float = Field(default=1.0, gt=0, le=30)
     probe_backoff_min_s: float = Field(default=0.2, gt=0)
     probe_backoff_max_s: float = Field(default=5.0, gt=0)
@@ -113,6 +123,13 @@ class Settings(BaseSettings):
     key_burst: int = Field(default=5000, ge=1, description="Events a key may send at once.")
     ingest_commit_max_rows: int = Field(default=2000, ge=1)
     worker_batch_size: int = Field(default=100, ge=1, le=10_000)
+    worker_linger_ms: float = Field(
+        default=5.0,
+        ge=0,
+        le=1000,
+        description="A busy worker whose queue just ran dry waits this long for more events "
+        "once one arrives, and takes them as one batch (an idle worker does not wait).",
+    )
     replay_batch_size: int = Field(default=2000, ge=1, le=100_000)
 
     workers: int = Field(default=1, ge=0, le=64, description="Workers inside `godel serve`.")
@@ -126,6 +143,18 @@ class Settings(BaseSettings):
     reconcile_deadline_s: float = Field(default=60.0, gt=0)
     reconcile_interval_s: float = Field(default=5.0, gt=0)
     metrics_interval_s: float = Field(default=2.0, gt=0)
+    history_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="Seconds between the dashboard's history samples (720 kept per series, "
+        "in the API process's memory: an hour at 5 s).",
+    )
+    runbook_base_url: str = Field(
+        default=DEFAULT_RUNBOOK_BASE_URL,
+        description="Where docs/runbooks/ is published; the dashboard links "
+        "<base>/REDIS_OUTAGE.md#… (the alerts' runbook_url use the same base).",
+    )
 
     @field_validator("redis_url")
     @classmethod
@@ -134,6 +163,13 @@ class Settings(BaseSettings):
             return None
         parse_redis_url(value)  # ValueError: one line, never the password
         return value
+
+    @field_validator("runbook_base_url")
+    @classmethod
+    def _check_runbook_base_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
 
     @field_validator("database_url")
     @classmethod

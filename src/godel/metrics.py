@@ -17,6 +17,11 @@ FALLBACK_TRANSITIONS = Counter(
     "godel_redis_fallback_transitions_total", "Link state transitions", ["to"]
 )
 REDIS_ERRORS = Counter("godel_redis_errors_total", "Redis errors by classified reason", ["reason"])
+REDIS_SLOW = Counter(
+    "godel_redis_slow_answers_total",
+    "Redis calls that timed out while Redis still answered a PING at once (a busy host, "
+    "not an outage: no fallback)",
+)
 FALLBACK_QUEUED = Gauge(
     "godel_fallback_queued_events",
     "Events accepted in the ledger but not yet pushed to Redis (undispatched backlog)",

@@ -18,18 +18,23 @@ from godel.fastlane.link import Link, try_call
 from godel.fastlane.queue import FastLane
 from godel.handlers import Registry, default_registry
 from godel.health import HealthReport, RedisMemory, ReplayReport, link_report
+from godel.history import History
 from godel.pipeline.deadletters import DeadLetters
 from godel.pipeline.ingest import Ingest
 from godel.pipeline.maintenance import Maintenance
 from godel.pipeline.ratelimit import RateLimiter
 from godel.pipeline.recovery import Recovery
 from godel.pipeline.replay import Replayer
+from godel.pipeline.roster import Roster
 from godel.pipeline.worker import Worker, worker_name
-from godel.store import ledger
+from godel.store import counts
 from godel.store.database import Database
 from godel.store.migrate import upgrade
 
 log = logging.getLogger("godel.runtime")
+# Counter rows of workers quiet this long are folded into the base row (store.counts).
+COUNTS_QUIET_S = 3600.0
+COUNTS_FOLD_EVERY_S = 600.0
 
 
 class Runtime:
@@ -61,6 +66,9 @@ class Runtime:
         self.maintenance = Maintenance(
             settings, lane=self.lane, replayer=self.replayer, dead_letters=self.dead_letters
         )
+        self.roster = Roster(settings, db=self.db, lane=self.lane)
+        # Sampled only where the API runs (it adds the loop): see godel.history.
+        self.history = History(db=self.db, lane=self.lane, interval_s=settings.history_interval_s)
         self._registry = registry
         self.workers: list[Worker] = []
         self._worker_tasks: list[asyncio.Task[int]] = []
@@ -95,6 +103,7 @@ class Runtime:
             self.link.enter_fallback("ledger_only", "no Redis configured (GODEL_REDIS_URL)")
         if maintenance:
             self.maintenance.start()
+            self.maintenance.every("fold-counts", COUNTS_FOLD_EVERY_S, self._fold_counts)
         for index in range(workers):
             self.add_worker(worker_name(index))
 
@@ -116,6 +125,7 @@ class Runtime:
             lane=self.lane,
             registry=self.registry,
             after_commit=self._forget_agents,
+            roster=self.roster,
         )
         self.workers.append(worker)
         task = asyncio.get_running_loop().create_task(
@@ -150,14 +160,18 @@ class Runtime:
         await self.link.close()
         await asyncio.to_thread(self.db.close)
 
+    async def _fold_counts(self) -> None:
+        now = time.time()
+        await self.db.write(counts.fold, now - COUNTS_QUIET_S, now)
+
     async def health(self) -> HealthReport:
         """What GET /health answers (and the dashboard and `godel status` show)."""
         try:
-            counts = await self.db.read(ledger.count_by_status)
+            by_status = await self.db.read(counts.by_status)
             undispatched: int | None = await self.replayer.undispatched()
             database = "ok"
         except LedgerUnavailable:
-            counts, undispatched, database = {}, None, "unavailable"
+            by_status, undispatched, database = {}, None, "unavailable"
         depths = await try_call(self.lane.depths(), None)
         last = self.recovery.last
         return HealthReport(
@@ -166,7 +180,7 @@ class Runtime:
             database=database,
             queues=depths.as_dict() if depths is not None else None,
             undispatched=undispatched,
-            events=counts,
+            events=by_status,
             replay=ReplayReport(
                 replayed=last.replayed,
                 duration_s=last.duration_s,

@@ -1,4 +1,5 @@
-"""Smoke test of the benchmark harness: `python -m bench --quick` runs and reports every row.
+"""Smoke test of the benchmark harness: `python -m bench --smoke` (every row once, at the
+smallest sizes) runs and reports every row.
 
 No timed assertions: figures depend on the machine. What must hold anywhere is that each
 row is printed, the JSON is written, and no benchmark failed outright (an `error` row means
@@ -28,6 +29,25 @@ ROWS = (
     "6 replay",
     "7a RSS growth",
     "7b in-memory cache",
+    "8a scaling",
+    "8b scaling",
+    "8c Redis memory",
+    "3c HTTP ingest",
+    "9a default godel serve",
+    "9b default godel serve",
+    "9c default godel serve",
+    "P1 ingest",
+    "P1b ingest",
+    "P2 ingest",
+    "P3a HTTP ingest",
+    "P3b default godel serve",
+    "P3c default godel serve",
+    "P3d default godel serve",
+    "P4 processing",
+    "P6 replay",
+    "11 link",
+    "12a GET /health",
+    "12b GET /health",
 )
 
 
@@ -41,7 +61,7 @@ def test_quick_run_prints_every_row_and_writes_json(tmp_path: Path) -> None:
             sys.executable,
             "-m",
             "bench",
-            "--quick",
+            "--smoke",
             "--json",
             str(extra_json),
             "--results-dir",
@@ -64,6 +84,10 @@ def test_quick_run_prints_every_row_and_writes_json(tmp_path: Path) -> None:
         assert any(name.startswith(row) for name in names), f"{row!r} not in JSON: {names}"
     for key in ("cpu_model", "cores", "python", "redis"):
         assert doc["machine"][key], key
-    assert doc["mode"] == "quick" and doc["date"]
+    assert doc["mode"] == "smoke" and doc["date"]
+    for row in doc["results"]:  # what ran, on what, driven by what
+        assert {"topology", "ledger", "client", "link_fallbacks"} <= set(row), row["name"]
+    link = next(r for r in doc["results"] if r["name"].startswith("11 link"))
+    assert link["status"] == "pass", link["details"]  # no spurious fallback in any row
     broken = {r["name"]: r["note"] for r in doc["results"] if r["status"] == "error"}
     assert not broken, broken

@@ -31,6 +31,8 @@ EXPECTED: dict[tuple[str, str], Need] = {
     ("GET", "/api/v1/agents"): Scope.READ,
     ("GET", "/api/v1/agents/{agent_id}"): Scope.READ,
     ("GET", "/api/v1/stream"): Scope.READ,
+    ("GET", "/api/v1/history"): Scope.READ,
+    ("GET", "/api/v1/workers"): Scope.READ,
     ("POST", "/admin/recovery/redis"): Scope.ADMIN,
     ("POST", "/admin/cache/warm"): Scope.ADMIN,
     ("GET", "/admin/dead"): Scope.READ,

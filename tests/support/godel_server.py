@@ -142,10 +142,12 @@ def start_serve(
     *,
     name: str = "godel-serve",
     ready_timeout_s: float = READY_TIMEOUT_S,
+    wait_ready: bool = True,
 ) -> GodelServer:
     """`godel serve` on a free loopback port, configured by `settings` (Settings field
     names; tests pass `fast_settings(...)`), run in `data_dir`; returns once
-    GET /health/ready answers 200 (a ledger that takes writes: Redis may be down)."""
+    GET /health/ready answers 200 (a ledger that takes writes: Redis may be down), or at
+    once with `wait_ready=False` (start several, then wait for each)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     args = [str(GODEL_BIN), "serve", "--host", LOOPBACK, "--port", str(port)]
@@ -153,5 +155,6 @@ def start_serve(
     process = start_process(args, env=env, name=name, cwd=data_dir, inherit_env=False)
     launch = Launch(args, env, data_dir)
     server = GodelServer(f"http://{LOOPBACK}:{port}", process, settings.get("admin_token"), launch)
-    process.wait_http(f"{server.url}/health/ready", timeout_s=ready_timeout_s)
+    if wait_ready:
+        process.wait_http(f"{server.url}/health/ready", timeout_s=ready_timeout_s)
     return server

@@ -1,4 +1,5 @@
-"""A throwaway PostgreSQL cluster on a free loopback port, tuned for speed, not durability."""
+"""A throwaway PostgreSQL cluster on a free loopback port, tuned for speed, not durability
+(`durable=True`: PostgreSQL's own defaults, for the benchmarks)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import signal
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Self
 
@@ -27,6 +29,13 @@ OS_USER_FALLBACK = "godeltest"
 START_TIMEOUT_S = 30.0
 _DIR_PREFIX = "godel-pg-"
 _DB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# Durability off: tests recreate everything, and fsync dominates their runtime.
+_FAST = {
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "shared_buffers": "32MB",
+}
 
 
 def _version_key(bin_dir: Path) -> tuple[int, ...]:
@@ -93,9 +102,16 @@ class PostgresServer:
 
     The directory is made with mkdtemp and chowned to the server's OS user (pytest's own
     tmp dirs are root-only, so a non-root postgres could not use them); stop() removes it.
+    `durable` keeps fsync and synchronous commit on; `options` are more `-c name=value`.
     """
 
-    def __init__(self, bin_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        bin_dir: Path | None = None,
+        *,
+        durable: bool = False,
+        options: Mapping[str, str] | None = None,
+    ) -> None:
         found = bin_dir or find_postgres_bin_dir()
         if found is None:
             raise FileNotFoundError("PostgreSQL binaries (initdb, postgres) not found")
@@ -103,6 +119,8 @@ class PostgresServer:
         self.host = LOOPBACK
         self.port = 0
         self.user = DB_SUPERUSER
+        self.durable = durable
+        self.options = dict(options or {})
         self._run_as = _os_user_for_server()
         _sweep_orphaned_dirs()
         self.base_dir = Path(tempfile.mkdtemp(prefix=_DIR_PREFIX))
@@ -139,6 +157,26 @@ class PostgresServer:
         """A database outage: fast shutdown (clients are cut off), keeping the data."""
         self._runner.terminate(signal.SIGINT, timeout_s=15.0)
 
+    def crash(self) -> None:
+        """SIGKILL the postmaster and every process it started at once (a lost host);
+        restart() recovers. Each child of the postmaster leads a process group of its own
+        (it calls setsid), so signalling the postmaster's group would miss them."""
+        self._signal_family(signal.SIGKILL)
+        self._runner.kill9()
+
+    def _signal_family(self, sig: signal.Signals) -> None:
+        if not self.is_running():
+            return
+        postmaster = self.pid
+        children = [postmaster]
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
+                    children.append(int(stat.parent.name))
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
     def restart(self) -> None:
         """Start again after halt(): same port, same data (a database that came back)."""
         if self.is_running():
@@ -151,6 +189,11 @@ class PostgresServer:
 
     def is_running(self) -> bool:
         return self._runner.is_running()
+
+    @property
+    def pid(self) -> int:
+        """The postmaster's (its backends are its children)."""
+        return self._runner.pid
 
     def log_text(self) -> str:
         return self._runner.log_text()
@@ -212,18 +255,18 @@ class PostgresServer:
             raise RuntimeError(f"initdb failed ({code}):\n{initdb.log_tail()}")
 
     def _argv(self) -> list[str]:
-        return [
+        argv = [
             str(self.bin_dir / "postgres"),
             "-D", str(self.data_dir),
             "-p", str(self.port),
             "-k", str(self.socket_dir),
             "-c", f"listen_addresses={self.host}",
-            # Durability off: tests recreate everything, and fsync dominates their runtime.
-            "-c", "fsync=off",
-            "-c", "synchronous_commit=off",
-            "-c", "full_page_writes=off",
-            "-c", "shared_buffers=32MB",
         ]  # fmt: skip
+        settings = {} if self.durable else dict(_FAST)
+        settings.update(self.options)
+        for name, value in settings.items():
+            argv += ["-c", f"{name}={value}"]
+        return argv
 
     def _accepts_or_died(self) -> bool:
         if not self.is_running():

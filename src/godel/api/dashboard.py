@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from godel.api.auth import OPEN, authenticator, forbidden
+from godel.api.deps import api_state
 from godel.api.session import COOKIE, clear_cookie
 from godel.api.stream import Snapshots, snapshots
 from godel.credentials import Scope, format_scopes
@@ -57,7 +58,28 @@ def fmt_num(n: float | None) -> str:
     return "—" if n is None else f"{int(n):,}"
 
 
-templates.env.filters.update(ts=fmt_time, ago=fmt_ago, bytes=fmt_bytes, num=fmt_num)
+def fmt_duration(seconds: float | None) -> str:
+    """`45s`, `19m 57s`, `3h 2m`, `2d 3h`: as the CLI says them."""
+    total = int(seconds or 0)
+    units = [(total // 86400, "d"), (total % 86400 // 3600, "h"), (total % 3600 // 60, "m")]
+    units.append((total % 60, "s"))
+    first = next((i for i, (n, _) in enumerate(units) if n), len(units) - 1)
+    return " ".join(f"{n}{unit}" for n, unit in units[first : first + 2] if n) or "0s"
+
+
+templates.env.filters.update(
+    ts=fmt_time, ago=fmt_ago, bytes=fmt_bytes, num=fmt_num, duration=fmt_duration
+)
+
+
+def overall(snap: dict[str, Any]) -> str:
+    """The page's colour: `down` (red) when the link is not connected or a problem is
+    that grave, `warn` (amber) for any other problem, else `ok`. The page adds `stale`
+    (grey) itself when its stream to the API is lost."""
+    levels = {a["level"] for a in snap.get("attention") or []}
+    if snap["link"]["state"] != "connected" or "down" in levels:
+        return "down"
+    return "warn" if levels else "ok"
 
 
 def view(snap: dict[str, Any]) -> dict[str, Any]:
@@ -71,6 +93,8 @@ def view(snap: dict[str, Any]) -> dict[str, Any]:
         "dead_total": sum((queues.get("dead") or {}).values()) if queues else dead_ledger,
         "memory_pct": round(memory["ratio"] * 100, 1) if memory["ratio"] is not None else None,
         "to_fallback": int(snap["stats"]["transitions"].get("fallback", 0)),
+        "overall": overall(snap),
+        "workers_alive": (snap.get("fleet") or {}).get("alive", len(snap["workers"])),
     }
 
 
@@ -95,5 +119,6 @@ async def dashboard(request: Request, snaps: Snapshots = Depends(snapshots)) -> 
         "who_scopes": format_scopes(who.scopes),
         "is_admin": who.can(Scope.ADMIN),
         "open_mode": auth.open,
+        "runbook": api_state(request.app).settings.runbook_base_url,
     }
     return templates.TemplateResponse(request, "dashboard.html", context)

@@ -39,8 +39,10 @@ PUBLIC_FIELDS = (
     "attempts",
     "last_error",
     "dispatched",
+    "lane",
     "created_at",
     "updated_at",
+    "available_at",
     "processed_at",
 )
 
@@ -208,6 +210,8 @@ async def get_event(event_id: str, rt: Runtime = Depends(runtime)) -> dict[str, 
     if row is None:
         raise NotFound(f"no event with id {event_id!r}")
     out = public(row)
+    if row["status"] == Status.PROCESSING and row.get("claimed_by"):
+        out["worker"] = row["claimed_by"]  # a ledger claim (fallback)
     if row["status"] == Status.QUEUED and rt.link.connected:
         holder = await try_call(rt.lane.processing_holder(event_id), None)
         if holder:

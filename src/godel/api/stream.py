@@ -5,7 +5,8 @@ A text/event-stream with three kinds of message:
     event: link     the Link changed state: sent the moment it happens (and once on connect)
                     {"state", "previous", "since", "reason", "last_error"}
     event: status   every `interval` seconds: GET /health's JSON plus counters, Redis memory,
-                    agents and the latest processed events (see `build_snapshot`)
+                    agents, events, workers, the newest history sample and what needs
+                    attention (see `godel.api.snapshot.build_snapshot`)
     event: events   ledger rows newer than the cursor, polled every `interval`:
                     {"events": [public fields as in GET /api/v1/events], "cursor": <seq>};
                     the SSE id is the cursor, so an EventSource resumes via Last-Event-ID
@@ -26,51 +27,21 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from godel import metrics
 from godel.api.auth import require
 from godel.api.deps import api_state, runtime
 from godel.api.events import SEQ_MAX, public
+from godel.api.snapshot import build_snapshot
 from godel.credentials import Scope
 from godel.errors import InvalidEvent, LedgerUnavailable
-from godel.event import Status
 from godel.fastlane.link import Link, LinkState
 from godel.runtime import Runtime
-from godel.store import agents, ledger
+from godel.store import ledger
 
 router = APIRouter(prefix="/api/v1", tags=["stream"])
-AGENTS_SHOWN = 25
-PROCESSED_SHOWN = 10
 EVENTS_PER_TICK = 1000
 HEARTBEAT_S = 10.0
 WAKE_S = 1.0  # longest sleep between checks for a gone client or a stopping server
 _SEQ_RE = re.compile(r"[0-9]{1,19}")
-AGENT_FIELDS = ("id", "name", "status", "last_event_type", "last_seen_at", "events_applied")
-
-
-def counters() -> dict[str, Any]:
-    return {
-        "transitions": metrics.read(metrics.FALLBACK_TRANSITIONS, "to"),
-        "redis_errors": metrics.read(metrics.REDIS_ERRORS, "reason"),
-        "accepted": metrics.read(metrics.EVENTS_ACCEPTED, "mode"),
-        "processed": metrics.read(metrics.EVENTS_PROCESSED, "outcome"),
-        "replayed_total": metrics.read(metrics.REPLAYED),
-        "reconciled_total": metrics.read(metrics.RECONCILED),
-        "replay_in_progress": bool(metrics.read(metrics.REPLAY_IN_PROGRESS)),
-    }
-
-
-async def build_snapshot(rt: Runtime) -> dict[str, Any]:
-    """Everything the dashboard shows, in one dict (also its server-rendered first paint)."""
-    snap = (await rt.health()).as_dict()
-    try:
-        agent_rows = await rt.db.read(agents.list_agents, None, AGENTS_SHOWN, None)
-        done = await rt.db.read(ledger.latest_events, PROCESSED_SHOWN, Status.PROCESSED)
-    except LedgerUnavailable:
-        agent_rows, done = [], []
-    snap["stats"] = counters()
-    snap["agents"] = [{k: a.get(k) for k in AGENT_FIELDS} for a in agent_rows]
-    snap["processed"] = [public(r, with_payload=False) for r in done]
-    return snap
 
 
 class Snapshots:
@@ -90,7 +61,7 @@ class Snapshots:
     async def get(self, max_age_s: float) -> dict[str, Any]:
         async with self._lock:
             if self._value is None or time.monotonic() - self._built > max_age_s:
-                self._value = await build_snapshot(self.rt)
+                self._value = await build_snapshot(self.rt, self._value)
                 self._built = time.monotonic()
             value = self._value
         link = self.rt.link.describe()

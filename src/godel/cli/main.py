@@ -21,7 +21,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 from typer.models import CommandFunctionType
 
-from godel.cli import keys, operate
+from godel.cli import keys, operate, triage
 from godel.cli.render import console, fail
 from godel.errors import GodelError
 from godel.redaction import redact_text, redact_url
@@ -86,8 +86,10 @@ app.add_typer(cache_app, name="cache", rich_help_panel=OPERATE)
 app.add_typer(keys_app, name="keys", rich_help_panel=OPERATE)
 app.command(rich_help_panel=OPERATE)(operate.status)
 app.command(rich_help_panel=OPERATE)(operate.recover)
+app.command(rich_help_panel=OPERATE)(triage.workers)
 events_app.command("publish")(operate.events_publish)
 events_app.command("get")(operate.events_get)
+events_app.command("list")(triage.events_list)
 events_app.command("tail")(operate.events_tail)
 dead_app.command("list")(operate.dead_list)
 dead_app.command("show")(operate.dead_show)

@@ -24,6 +24,7 @@ from godel.redaction import redact_text
 # What the dashboard says while the link is not connected (a contract: operators grep it).
 BANNER_DOWN = "Redis Connection Error"
 STATE_STYLE = {"connected": "green", "fallback": "bold red", "recovering": "yellow"}
+WORKER_STYLE = {"alive": "green", "silent": "bold yellow", "stopped": "dim"}
 
 # soft_wrap: a path, a token or a URL must stay one line (scripts and tests cut lines).
 console = Console(stderr=True, soft_wrap=True)  # progress, notes and errors
@@ -240,13 +241,99 @@ def event_view(event: dict[str, Any]) -> RenderableType:
     table.add_row("Attempts", str(event.get("attempts", 0)))
     if event.get("last_error"):
         table.add_row("Last error", str(event["last_error"]))
-    table.add_row("In Redis", "pushed" if event.get("dispatched") else "not pushed (undispatched)")
+    table.add_row("Lane", lane_text(event))
+    if status == "retrying" and event.get("available_at"):
+        table.add_row("Next attempt", fmt_time(event["available_at"]))
     table.add_row("Created", fmt_age(event.get("created_at")))
     table.add_row("Updated", fmt_age(event.get("updated_at")))
     table.add_row("Processed", fmt_age(event.get("processed_at")))
     if "payload" in event:
         table.add_row("Payload", Text(json.dumps(event["payload"], indent=2, sort_keys=True)))
     return table
+
+
+def lane_text(event: dict[str, Any]) -> str:
+    """Where an event went, truly: the lane of its last attempt (`lane`), else where it
+    waits (`dispatched`: pushed onto Redis, or still only in the ledger)."""
+    lane = event.get("lane")
+    status = event.get("status")
+    if lane:
+        return {"processed": f"processed through {lane}"}.get(str(status), f"last tried via {lane}")
+    if status in ("processed", "purged"):
+        return "-"  # processed before Godel recorded lanes
+    return "waiting in redis" if event.get("dispatched") else "waiting in the ledger (undispatched)"
+
+
+def _next_attempt(event: dict[str, Any], now: float) -> str:
+    at = event.get("available_at")
+    if event.get("status") != "retrying" or not at:
+        return "-"
+    left = int(at - now)
+    return f"{fmt_time(at)} (in {fmt_duration(left)})" if left > 0 else f"{fmt_time(at)} (due)"
+
+
+def events_view(
+    events: list[dict[str, Any]], status: str | None, total: int | None, more: str | None
+) -> RenderableType:
+    """`godel events list`: "N shown (of TOTAL status)", the rows, the next page's command."""
+    what = f"{status.capitalize()} events" if status else "Events"
+    title = f"{what}: {len(events)} shown" + (f" of {total}" if total is not None else "")
+    parts: list[RenderableType] = [Text(title, style="bold")]
+    if events:
+        now = time.time()
+        table = Table()
+        for column in ("id", "type", "status", "attempts", "next attempt", "last error"):
+            table.add_column(column, overflow="fold")
+        for ev in events:
+            table.add_row(
+                str(ev.get("id")),
+                str(ev.get("type")),
+                str(ev.get("status")),
+                str(ev.get("attempts", 0)),
+                _next_attempt(ev, now),
+                str(ev.get("last_error") or "-"),
+            )
+        parts.append(table)
+    if more:
+        parts.append(Text(f"more: {more}"))
+    return Group(*parts)
+
+
+# -- workers ------------------------------------------------------------------------------
+
+
+def _held(worker: dict[str, Any]) -> str:
+    redis = worker.get("held_redis")
+    ledger = int(worker.get("held_ledger") or 0)
+    parts = ["redis ?" if redis is None else f"redis {redis}", f"ledger {ledger}"]
+    return ", ".join(parts)
+
+
+def workers_view(body: dict[str, Any]) -> RenderableType:
+    """`godel workers`: "N alive of M", then one row per worker."""
+    rows: list[dict[str, Any]] = body.get("workers") or []
+    alive = int(body.get("alive", 0))
+    title = Text(f"Workers: {alive} alive of {plural(len(rows), 'worker')} listed", style="bold")
+    if not rows:
+        return title
+    now = time.time()
+    table = Table()
+    # A name is <host>-<pid>-<index>: host and pid are in it (and in --json).
+    for column in ("name", "status", "started", "last heartbeat", "holds"):
+        table.add_column(column, overflow="fold")
+    table.add_column("processed", justify="right")
+    for w in rows:
+        beat = w.get("heartbeat_at")
+        table.add_row(
+            str(w.get("name")),
+            Text(str(w.get("status")), style=WORKER_STYLE.get(str(w.get("status")), "")),
+            fmt_age(w.get("started_at"), now),
+            "-" if not beat else f"{fmt_duration(max(0, int(now - beat)))} ago",
+            _held(w),
+            "-" if w.get("processed") is None else str(w["processed"]),
+        )
+    note = Text("holds: ids in its Redis processing list (? while Redis is away), ledger claims")
+    return Group(title, table, note)
 
 
 # -- dead letters -------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 through.
 
     connected ──(a call fails with an outage error)──────────► fallback
+                (a timeout counts only once a PING on a fresh connection, with the
+                longer GODEL_REDIS_CONFIRM_TIMEOUT_S, fails too: see `_still_answers`)
     any       ──(a Sentinel announces +switch-master)────────► fallback
     fallback  ──(recovery: the probe's PING and test write)──► recovering
     recovering ──(recovery: backlog replayed)────────────────► connected
@@ -26,13 +28,14 @@ from redis.asyncio import Redis
 
 from godel import metrics
 from godel.config import Settings
-from godel.errors import FastLaneClosed, RedisUnavailable
+from godel.errors import FastLaneClosed, RedisTimeout, RedisUnavailable
 from godel.fastlane.address import RedisMode, parse_redis_url
 from godel.fastlane.errors import REDIS_ERRORS, outage
 from godel.fastlane.topology import Topology, disconnect
 
 log = logging.getLogger("godel.link")
 T = TypeVar("T")
+SLOW_LOG_EVERY_S = 60.0  # "slow but answering" is logged at most this often
 
 
 class LinkState(enum.Enum):
@@ -76,6 +79,7 @@ class Link:
         *,
         client: Redis | None = None,
         blocking_client: Redis | None = None,
+        confirm_client: Redis | None = None,
     ) -> None:
         self.settings = settings
         self.url = url
@@ -86,6 +90,10 @@ class Link:
         if blocking_client is None:
             blocking_client = client if client is not None else self.topology.client(blocking=True)
         self.blocking_redis = blocking_client
+        # Asks "are you there?" after a timeout; None: a fresh client each time.
+        self._confirm_client = confirm_client if confirm_client is not None else client
+        self._confirming: asyncio.Task[bool] | None = None
+        self._slow_logged_at = -SLOW_LOG_EVERY_S
         self.state = LinkState.FALLBACK
         self.since = time.time()
         self.reason: str | None = "not started"
@@ -134,9 +142,55 @@ class Link:
                 raise  # not an outage: a bug in Godel, raised as it is
             if self._closing:
                 raise type(err)(err.reason, "shutting down") from exc
+            if self.state is LinkState.FALLBACK:
+                # In flight when the lane closed (or cut by the probe dropping the pools):
+                # the outage is known, and its reason is the first error's or the probe's.
+                raise err from exc
+            if isinstance(err, RedisTimeout) and await self._still_answers(err):
+                raise err from exc  # this call failed (callers make up for it); lane open
             metrics.REDIS_ERRORS.labels(reason=err.reason).inc()
             self.enter_fallback(err.reason, err.detail)
             raise err from exc
+
+    async def _still_answers(self, err: RedisTimeout) -> bool:
+        """Is Redis slow rather than gone? A timeout alone cannot tell a busy host (a
+        stalled event loop, a starved CPU: the answer comes, late) from a hung or
+        partitioned server. So a timeout is confirmed at once by a PING on a connection
+        of its own with the longer GODEL_REDIS_CONFIRM_TIMEOUT_S: an answer keeps the
+        lane open (the call that timed out still fails; its caller makes up for it as for
+        any failed call), no answer is the outage. Timeouts that come together (a stall
+        hits every call in flight) share one confirmation."""
+        if self._confirming is None or self._confirming.done():
+            self._confirming = asyncio.get_running_loop().create_task(
+                self._confirm(), name="godel-link-confirm"
+            )
+        alive = await asyncio.shield(self._confirming)
+        if alive:
+            metrics.REDIS_SLOW.inc()
+            now = time.monotonic()
+            if now - self._slow_logged_at >= SLOW_LOG_EVERY_S:
+                self._slow_logged_at = now
+                log.warning(
+                    "Redis was slow to answer (%s) but answers a PING: the fast lane stays open",
+                    err.detail,
+                )
+        return alive
+
+    async def _confirm(self) -> bool:
+        timeout_s = self.settings.redis_confirm_timeout_s
+        client = self._confirm_client or self.topology.client(read_timeout_s=timeout_s)
+        try:
+            async with asyncio.timeout(timeout_s + self.settings.redis_connect_timeout_s):
+                if self.address.mode is RedisMode.CLUSTER:  # the node of the {godel} slot
+                    await client.exists(self.keys.probe)
+                else:
+                    await client.ping()
+            return True
+        except REDIS_ERRORS:
+            return False
+        finally:
+            if client is not self._confirm_client:
+                await client.aclose()
 
     def start(self) -> None:
         """Behind Sentinel, follow failovers: a +switch-master closes the fast lane at once,
@@ -228,6 +282,9 @@ class Link:
 
     async def close(self) -> None:
         self._closing = True
+        if self._confirming is not None:
+            self._confirming.cancel()
+            await asyncio.gather(self._confirming, return_exceptions=True)
         await self.topology.close()
         await self.redis.aclose()
         if self.blocking_redis is not self.redis:

@@ -98,6 +98,17 @@ class FastLane:
         items.reverse()  # LRANGE gave newest..oldest
         return items
 
+    async def ack_and_claim(
+        self, worker: str, done: Sequence[str], limit: int, lease_s: float
+    ) -> list[str]:
+        """Ack `done` (all processed or duplicates), then claim as `claim` does."""
+        names = [self.keys.pending, self.keys.processing(worker), self.keys.workers]
+        args: list[str | int] = [limit, int(lease_s), worker, *done]
+        reply = await self._call(lambda r: r.eval(scripts.ACK_CLAIM, 3, *names, *args))
+        items = cast(list[str], reply)
+        items.reverse()  # LRANGE gave newest..oldest
+        return items
+
     async def claim_blocking(self, worker: str, timeout_s: float) -> str | None:
         def blmove(r: Redis) -> Awaitable[Any]:
             return r.blmove(
@@ -234,6 +245,19 @@ class FastLane:
                 if await r.lpos(self.keys.processing(w), event_id) is not None:
                     return w
             return None
+
+        return await self._call(run)
+
+    async def held(self) -> dict[str, int]:
+        """Per worker with a lease in godel:workers: the ids its processing list holds."""
+
+        async def run(r: Redis) -> dict[str, int]:
+            workers = cast(list[str], await r.zrange(self.keys.workers, 0, -1))
+            async with r.pipeline(transaction=False) as pipe:
+                for w in workers:
+                    pipe.llen(self.keys.processing(w))
+                replies = await pipe.execute()
+            return {w: int(n) for w, n in zip(workers, replies, strict=True)}
 
         return await self._call(run)
 

@@ -122,8 +122,10 @@ def _where(client: Redis) -> str:
     return f"{kwargs.get('host')}:{kwargs.get('port')}"
 
 
-def _fail_fast(settings: Settings, blocking: bool) -> dict[str, Any]:
-    read_timeout = settings.redis_socket_timeout_s
+def _fail_fast(
+    settings: Settings, blocking: bool, read_timeout_s: float | None = None
+) -> dict[str, Any]:
+    read_timeout = read_timeout_s or settings.redis_socket_timeout_s
     if blocking:
         read_timeout += settings.redis_block_timeout_s
     return {
@@ -159,10 +161,11 @@ class Topology:
             self.sentinel = self._sentinel()
         self._watch: FailoverWatch | None = None
 
-    def client(self, *, blocking: bool = False) -> Redis:
+    def client(self, *, blocking: bool = False, read_timeout_s: float | None = None) -> Redis:
         """A new client (its own pool). RedisCluster answers the same commands as Redis: it
-        is typed as one so that every operation is written once."""
-        options = _fail_fast(self.settings, blocking)
+        is typed as one so that every operation is written once. `read_timeout_s` replaces
+        GODEL_REDIS_SOCKET_TIMEOUT_S (the Link's confirmation after a timeout)."""
+        options = _fail_fast(self.settings, blocking, read_timeout_s)
         if self.mode is RedisMode.CLUSTER:
             return cast(Redis, self._cluster(options))
         options.update(retry_on_timeout=False, retry_on_error=[], max_connections=MAX_CONNECTIONS)

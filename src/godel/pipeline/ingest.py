@@ -9,8 +9,10 @@ transaction takes them all, followed by one LPUSH for the whole group.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from godel import metrics
 from godel.config import Settings
@@ -23,6 +25,14 @@ from godel.store.database import BUSY, Database
 log = logging.getLogger("godel.ingest")
 # Up to this many rows commit on the event loop thread (about 0.1 ms); more go to a thread.
 INLINE_MAX_ROWS = 200
+# At most one LPUSH per this long while events keep committing (see Ingest._push_loop).
+PUSH_GAP_S = 0.001
+PG_COMMITS_IN_FLIGHT = 2  # group commits at once on PostgreSQL (the thread pool has 4)
+
+
+@functools.cache
+def _accepted(mode: str) -> Any:
+    return metrics.EVENTS_ACCEPTED.labels(mode)  # looked up once per mode, not per commit
 
 
 @dataclass(slots=True)
@@ -59,21 +69,30 @@ class Ingest:
         self.db = db
         self.lane = lane
         self._waiting: list[_Waiting] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._flushers: set[asyncio.Task[None]] = set()
+        # SQLite has one writer; PostgreSQL commits several transactions at once, and a
+        # durable commit waits for its WAL flush: while one group waits, the next commits.
+        self._max_flushers = 1 if db.is_sqlite else PG_COMMITS_IN_FLIGHT
         self._to_push: list[str] = []
         self._pusher: asyncio.Task[None] | None = None
+        self._closing = False
 
     async def submit(self, events: list[Event]) -> Ack:
         """Record `events` durably; answers once their group has committed."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Ack] = loop.create_future()
         self._waiting.append(_Waiting(events, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = loop.create_task(self._flush_loop(), name="godel-ingest-commit")
-        return await asyncio.shield(future)
+        # A flusher that found nothing left is done before its done-callback runs: count
+        # the running ones, or an event submitted in between would wait for ever.
+        self._flushers = {t for t in self._flushers if not t.done()}
+        if len(self._flushers) < self._max_flushers:
+            self._flushers.add(loop.create_task(self._flush_loop(), name="godel-ingest-commit"))
+        # A caller cancelled meanwhile cancels only its own future: the group commits anyway.
+        return await future
 
     async def close(self) -> None:
-        for task in (self._flusher, self._pusher):
+        self._closing = True
+        for task in (*self._flushers, self._pusher):
             if task is not None:
                 await asyncio.gather(task, return_exceptions=True)
         if self._to_push:  # committed after the pusher's last round
@@ -117,7 +136,7 @@ class Ingest:
                 self._pusher = asyncio.get_running_loop().create_task(
                     self._push_loop(), name="godel-ingest-push"
                 )
-        metrics.EVENTS_ACCEPTED.labels(mode).inc(len(inserted))
+        _accepted(mode).inc(len(inserted))
         fresh = set(inserted)  # each new id is credited once, to its first sender
         for item in group:
             ids = [ev.id for ev in item.events]
@@ -152,9 +171,17 @@ class Ingest:
         return await self.db.write_raw(inserts.insert_events_raw, self.db.is_sqlite, rows)
 
     async def _push_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while self._to_push:
             ids, self._to_push = self._to_push, []
+            started = loop.time()
             await self._push(ids)
+            # Pushes back to back (a fast caller, one event per commit): wait out the rest
+            # of PUSH_GAP_S, and the next LPUSH takes all that committed meanwhile; one
+            # push per event would cost more than the commit (and wake the workers as often).
+            gap = PUSH_GAP_S - (loop.time() - started)
+            if self._to_push and gap > 0 and not self._closing:
+                await asyncio.sleep(gap)
 
     async def _push(self, ids: list[str]) -> None:
         try:

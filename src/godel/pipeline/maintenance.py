@@ -52,11 +52,15 @@ class Maintenance:
             ("redis-info", s.redis_info_interval_s, self.redis_info),
         ]
         for name, period, step in loops:
-            self._tasks.append(
-                asyncio.get_running_loop().create_task(
-                    self._every(period, step), name=f"godel-{name}"
-                )
-            )
+            self.every(name, period, step)
+
+    def every(self, name: str, period_s: float, step: Callable[[], Awaitable[None]]) -> None:
+        """Run `step` every `period_s` from now on, owned (and stopped) with the others:
+        the API adds its history sampler this way."""
+        task = asyncio.get_running_loop().create_task(
+            self._every(period_s, step), name=f"godel-{name}"
+        )
+        self._tasks.append(task)
 
     async def stop(self) -> None:
         for task in self._tasks:

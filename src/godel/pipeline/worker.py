@@ -14,6 +14,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
+from dataclasses import dataclass
 from typing import Any
 
 from godel import metrics
@@ -24,12 +25,24 @@ from godel.fastlane.link import try_call
 from godel.fastlane.queue import FastLane, Outcome
 from godel.handlers import Registry
 from godel.pipeline.retry import RetryPolicy
+from godel.pipeline.roster import Roster
+from godel.store import counts as store_counts
 from godel.store import ledger
 from godel.store.database import Database
 from godel.store.ledger import Failure
 
 log = logging.getLogger("godel.worker")
 AfterCommit = Callable[[Sequence[Event]], Awaitable[None]]
+# After a batch, a worker whose queue runs dry keeps batching (see Worker._more) this long.
+LINGER_AFTER_BUSY_S = 0.01
+
+
+@dataclass(slots=True)
+class Quick:
+    """Events read and marked processed in one transaction (no async handler to run)."""
+
+    events: list[Event]
+    won: set[str]
 
 
 def worker_name(index: int = 0) -> str:
@@ -48,8 +61,10 @@ class Worker:
         lane: FastLane,
         registry: Registry,
         after_commit: AfterCommit | None = None,
+        roster: Roster | None = None,
     ) -> None:
         self.name = name
+        self.roster = roster
         self.settings = settings
         self.db = db
         self.lane = lane
@@ -59,6 +74,9 @@ class Worker:
         self.processed = 0
         self._idle_s = 0.05
         self._last_beat = 0.0
+        self._next: list[str] = []  # claimed with the last ack, processed next
+        self._stranded = False  # a Redis call failed: our processing list may hold ids
+        self._busy_until = 0.0  # monotonic: the last batch ended just now (events flowing)
 
     @property
     def connected(self) -> bool:
@@ -67,8 +85,12 @@ class Worker:
     async def run(self, stop: asyncio.Event, *, burst: bool = False) -> int:
         """Loop until `stop` is set (or, with `burst`, until the ledger has nothing open)."""
         log.info("worker %s started", self.name)
+        if self.roster is not None:
+            await self.roster.join(self.name)
         try:
             while not stop.is_set():
+                if self.roster is not None:
+                    await self.roster.beat(self.name, self.processed)
                 try:
                     handled = await self.run_once(block=not burst)
                 except Exception:
@@ -86,6 +108,8 @@ class Worker:
                     await self._idle(stop)
         finally:
             await asyncio.shield(try_call(self.lane.leave(self.name), None))
+            if self.roster is not None:
+                await asyncio.shield(self.roster.leave(self.name, self.processed))
         log.info("worker %s stopped after %d events", self.name, self.processed)
         return self.processed
 
@@ -96,7 +120,7 @@ class Worker:
         self._idle_s = min(self._idle_s * 2, 1.0)
 
     async def _drained(self) -> bool:
-        counts = await self.db.read(ledger.count_by_status)
+        counts = await self.db.read(store_counts.by_status)
         return not any(counts.get(s, 0) for s in UNFINISHED)
 
     async def run_once(self, block: bool = False) -> int:
@@ -104,8 +128,13 @@ class Worker:
         try:
             if self.connected:
                 return await self._from_redis(block)
+            if self._next:  # claimed from Redis before the lane closed: back to pending later
+                self._next, self._stranded = [], True
             return await self._from_ledger()
         except RedisUnavailable:
+            # The call may have reached Redis (a slow answer): ids may sit in our processing
+            # list that nobody works on; they go back to pending before the next claim.
+            self._stranded = True
             return 0
         except LedgerUnavailable as err:
             log.warning("worker %s: ledger unavailable (%s); backing off", self.name, err)
@@ -114,20 +143,61 @@ class Worker:
 
     async def _from_redis(self, block: bool) -> int:
         s = self.settings
-        ids = await self.lane.claim(self.name, s.worker_batch_size, s.worker_lease_s)
+        if self._stranded:
+            self._next = []
+            await self.lane.requeue_own(self.name)
+            self._stranded = False
+        ids, self._next = self._next, []
+        if not ids:
+            ids = await self.lane.claim(self.name, s.worker_batch_size, s.worker_lease_s)
         if not ids and block:
             await self._heartbeat()
             one = await self.lane.claim_blocking(self.name, s.redis_block_timeout_s)
             ids = [one] if one else []
         if not ids:
             return 0
+        if len(ids) < s.worker_batch_size:
+            ids += await self._more(len(ids))
         try:
-            events = await self.db.read(ledger.fetch_claimable, ids, time.time())
+            events, quick = await self._take(ids)
         except LedgerUnavailable:
             await try_call(self.lane.requeue_own(self.name), 0)  # else the reaper does
             raise
-        await self._process(events, ids, claimed_by=None)
+        await self._process(events, ids, claimed_by=None, quick=quick)
+        self._busy_until = time.monotonic() + LINGER_AFTER_BUSY_S
         return len(ids)
+
+    async def _more(self, have: int) -> list[str]:
+        """A short batch: the queue ran dry. While events keep coming (the last batch ended
+        a moment ago), wait a little and take what arrived meanwhile too: one batch of
+        several costs the ledger and Redis about what one event costs. An idle worker
+        takes what it has at once."""
+        s = self.settings
+        if time.monotonic() > self._busy_until or not s.worker_linger_ms:
+            return []
+        await asyncio.sleep(s.worker_linger_ms / 1000)
+        return await self.lane.claim(self.name, s.worker_batch_size - have, s.worker_lease_s)
+
+    async def _take(self, ids: Sequence[str]) -> tuple[list[Event], Quick | None]:
+        """Read the claimed events and, in the same transaction, mark processed those no
+        async handler has to see first (no handler, or transactional ones only): one trip
+        to the ledger for them instead of two. None for `quick` when a transactional handler
+        raised: the caller settles them event by event."""
+        now = time.time()
+        try:
+            return await self.db.write(self._read_and_commit, ids, now)
+        except LedgerUnavailable:
+            raise
+        except Exception:  # a transactional handler raised: nothing of this was committed
+            return await self.db.read(ledger.fetch_claimable, ids, now), None
+
+    def _read_and_commit(
+        self, conn: Any, ids: Sequence[str], now: float
+    ) -> tuple[list[Event], Quick]:
+        events = ledger.fetch_claimable(conn, ids, now)
+        quick = [e for e in events if not self.registry.match(e.type)[0]]
+        won = self._commit(conn, quick, [], now, None) if quick else set()
+        return events, Quick(quick, won)
 
     async def _heartbeat(self) -> None:
         now = time.monotonic()
@@ -145,33 +215,60 @@ class Worker:
         return len(events)
 
     async def _process(
-        self, events: Sequence[Event], claimed: Sequence[str], claimed_by: str | None
+        self,
+        events: Sequence[Event],
+        claimed: Sequence[str],
+        claimed_by: str | None,
+        quick: Quick | None = None,
     ) -> None:
+        if quick is not None:  # marked already, with the read
+            marked = {e.id for e in quick.events}
+            events = [e for e in events if e.id not in marked]
+            for event in quick.events:
+                self._observe(event, 0.0)
         ok, failures = await self._run_handlers(events)
         now = time.time()
         try:
-            won = await self.db.write(self._commit, ok, failures, now, claimed_by)
+            won = (
+                await self.db.write(self._commit, ok, failures, now, claimed_by)
+                if ok or failures
+                else set()
+            )
         except LedgerUnavailable:
             if claimed_by is None:
                 await try_call(self.lane.requeue_own(self.name), 0)
             raise
         except Exception:  # a transactional handler raised: settle event by event
             won, failures = await self._commit_one_by_one(ok, failures, now, claimed_by)
+        if quick is not None:
+            won |= quick.won
+            ok = [*quick.events, *ok]
         if claimed_by is None:  # ledger claims: the ledger row already says where it is
-            await try_call(self.lane.settle(self.name, self._outcome(claimed, failures)), None)
+            await self._settle(self._outcome(claimed, failures))
         self._account(len(claimed), won, failures)
         for failure in failures:
             self._log_failure(failure)
         if self.after_commit is not None:
             await self.after_commit([e for e in ok if e.id in won])
 
+    async def _settle(self, outcome: Outcome) -> None:
+        """Ack the batch; when nothing failed, claim the next one in the same round trip."""
+        s = self.settings
+        try:
+            if outcome.retry or outcome.dead:
+                await self.lane.settle(self.name, outcome)
+            else:
+                self._next = await self.lane.ack_and_claim(
+                    self.name, outcome.done, s.worker_batch_size, s.worker_lease_s
+                )
+        except RedisUnavailable:
+            self._stranded = True  # they are in the ledger: requeued, found done, acked
+
     async def _run_handlers(self, events: Sequence[Event]) -> tuple[list[Event], list[Failure]]:
         ok: list[Event] = []
         failures: list[Failure] = []
         for event in events:
-            handlers, transactional = self.registry.match(event.type)
-            if not handlers and not transactional:
-                self._unhandled(event)
+            handlers = self.registry.match(event.type)[0]
             started = time.perf_counter()
             try:
                 for fn in handlers:
@@ -180,8 +277,14 @@ class Worker:
                 failures.append(self.retry.failure(event, exc))
             else:
                 ok.append(event)
-            metrics.PROCESSING_SECONDS.observe(time.perf_counter() - started)
+            self._observe(event, time.perf_counter() - started)
         return ok, failures
+
+    def _observe(self, event: Event, seconds: float) -> None:
+        handlers, transactional = self.registry.match(event.type)
+        if not handlers and not transactional:
+            self._unhandled(event)
+        metrics.PROCESSING_SECONDS.observe(seconds)
 
     def _log_failure(self, f: Failure) -> None:
         ev = f.event
@@ -225,7 +328,7 @@ class Worker:
     ) -> set[str]:
         """One transaction: mark processed (only what we win), apply transactional
         handlers for exactly those, record failures."""
-        won = ledger.mark_processed(conn, [e.id for e in ok], now, claimed_by)
+        won = ledger.mark_processed(conn, [e.id for e in ok], now, claimed_by, self.name)
         # By agent, then ledger order: concurrent workers take the agents' row locks in one
         # order (else PostgreSQL aborts one of them as a deadlock), and each agent still
         # sees its own events in the order they were accepted.

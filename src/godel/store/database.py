@@ -4,6 +4,12 @@ All database work is plain synchronous SQLAlchemy Core, run in a small thread po
 thread hop per unit of work (a group commit, a claim, a batch mark) instead of one per
 statement. SQLite gets WAL, a busy timeout and `BEGIN IMMEDIATE` for writers, so two
 processes sharing the file queue for the write lock instead of failing on upgrade.
+
+PostgreSQL may be several hosts (libpq multi-host, `target_session_attrs=read-write`): libpq
+picks the primary whenever a connection is made, pre-ping drops dead pooled connections, and
+a pooled connection to a server that became read-only (a demoted or fenced primary) fails
+its first write; that error is LedgerUnavailable and drops every pooled connection, so the
+next ones are made afresh, to whichever host is the primary now.
 """
 
 from __future__ import annotations
@@ -17,9 +23,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, create_engine, event, exc, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from godel.errors import ConfigError, LedgerRefused, LedgerUnavailable
 
@@ -42,6 +50,17 @@ _REFUSED = re.compile(
 )
 
 
+# SQLSTATE 25006: a write reached a server that only reads (a standby, a demoted primary, or
+# default_transaction_read_only fencing it).
+READ_ONLY_SQLSTATE = "25006"
+
+
+def read_only(err: BaseException) -> bool:
+    """Did the database refuse a write because it is read-only now?"""
+    cause = getattr(err, "orig", None) or err
+    return getattr(cause, "sqlstate", None) == READ_ONLY_SQLSTATE
+
+
 def unavailable(message: str) -> LedgerUnavailable:
     """The ledger error for a driver's message: LedgerRefused when it is a refusal."""
     kind = LedgerRefused if _REFUSED.search(message) else LedgerUnavailable
@@ -52,8 +71,23 @@ def normalize_url(url: str) -> str:
     """Accept the usual spellings of a PostgreSQL URL and use the psycopg 3 driver."""
     for prefix in ("postgres://", "postgresql://", "postgresql+asyncpg://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
+            url = "postgresql+psycopg://" + url[len(prefix) :]
+            break
+    return _multi_host(url) if url.startswith("postgresql+psycopg://") else url
+
+
+def _multi_host(url: str) -> str:
+    """libpq's multi-host form `user:pw@h1:5432,h2:5432/db?...`, which SQLAlchemy cannot
+    parse, as the form it passes to libpq: `user:pw@/db?host=h1:5432&host=h2:5432&...`."""
+    head, _, rest = url.partition("://")
+    authority, _, tail = rest.partition("/")
+    credentials, at, hosts = authority.rpartition("@")
+    if "," not in hosts:
+        return url
+    path, _, query = tail.partition("?")
+    params = [f"host={quote(h, safe=':[]')}" for h in hosts.split(",") if h]
+    params += [query] if query else []
+    return f"{head}://{credentials}{at}/{path}?{'&'.join(params)}"
 
 
 def _sqlite_engine(url: str, synchronous: str, writer: bool) -> Engine:
@@ -96,18 +130,40 @@ class Database:
                     pool_size=threads + 2,
                     max_overflow=4,
                     pool_pre_ping=True,
-                    connect_args={"connect_timeout": 5},
+                    # prepare_threshold=None: psycopg would prepare a statement run 5 times,
+                    # and PostgreSQL then plans `id IN (...)` claims once, generically: a
+                    # scan of every unfinished row per batch (measured: processing at 1/20th
+                    # of its speed). Unprepared, each is planned for its own ids.
+                    connect_args={"connect_timeout": 5, "prepare_threshold": None},
                 )
                 self.read_engine = self.engine
+                event.listen(self.engine, "checkout", self._drop_if_stale)
         except (exc.ArgumentError, ValueError) as err:  # the message may hold the URL
             raise ConfigError(f"invalid GODEL_DATABASE_URL: {type(err).__name__}") from err
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="godel-db")
+        # SQLite takes one writer at a time. This process's writes queue in one thread of
+        # their own rather than fight over the lock: a loser would sleep in SQLite's busy
+        # handler (1 ms, then longer), and ingest and the workers lose to each other all the
+        # time. Other processes sharing the file still wait on busy_timeout.
+        self._writer = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="godel-db-writer")
+            if self.is_sqlite
+            else self._pool
+        )
         self._synchronous = sqlite_synchronous
         self._inline: sqlite3.Connection | None = None
+        self._stale = False  # a write found the server read-only: drop the pool
+
+    def _drop_if_stale(self, _dbapi: Any, _entry: ConnectionPoolEntry, _proxy: Any) -> None:
+        # InvalidatePoolError on checkout is SQLAlchemy's way to close every pooled
+        # connection made before now; it then connects afresh (libpq finds the primary).
+        if self._stale:
+            self._stale = False
+            raise exc.InvalidatePoolError("the database is read-only: reconnecting")
 
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(conn, *args)` in one committed transaction."""
-        result: T = await self._run(self._in_tx, self.engine, fn, *args)
+        result: T = await self._run_write(self._in_tx, self.engine, fn, *args)
         return result
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
@@ -152,8 +208,11 @@ class Database:
     async def write_raw(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(dbapi_connection, *args)` in one committed transaction, without
         SQLAlchemy's per-statement machinery: for the ingest hot path only."""
-        result: T = await self._run(self._raw_tx, fn, *args)
+        result: T = await self._run_write(self._raw_tx, fn, *args)
         return result
+
+    async def _run_write(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self._run(fn, *args, executor=self._writer)
 
     def _raw_tx(self, fn: Callable[..., T], *args: Any) -> T:
         pooled = self.engine.raw_connection()
@@ -176,10 +235,12 @@ class Database:
             result: T = fn(conn, *args)
             return result
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _run(
+        self, fn: Callable[..., T], *args: Any, executor: ThreadPoolExecutor | None = None
+    ) -> T:
         loop = asyncio.get_running_loop()
         call = functools.partial(self._translate, fn, *args)
-        return await loop.run_in_executor(self._pool, call)
+        return await loop.run_in_executor(executor or self._pool, call)
 
     def _translate(self, fn: Callable[..., T], *args: Any) -> T:
         dbapi = self.engine.dialect.dbapi
@@ -192,10 +253,22 @@ class Database:
             raise unavailable(str(err.orig if hasattr(err, "orig") else err)) from err
         except raw_errors as err:
             raise unavailable(str(err)) from err
+        except Exception as err:
+            if not read_only(err):
+                raise
+            self._stale = True
+            raise LedgerUnavailable(f"the database is read-only: {_cause(err)}") from err
 
     async def check(self) -> None:
-        """One round trip; LedgerUnavailable (LedgerRefused: the configuration) if it fails."""
-        await self.read(lambda conn: conn.execute(text("SELECT 1")).scalar())
+        """One round trip; LedgerUnavailable (LedgerRefused: the configuration) if it fails,
+        or if PostgreSQL answers but cannot take writes (a standby, a fenced primary)."""
+        if self.is_sqlite:
+            await self.read(lambda conn: conn.execute(text("SELECT 1")).scalar())
+            return
+        setting = await self.read(_transaction_read_only)
+        if setting != "off":
+            self._stale = True
+            raise LedgerUnavailable("the database is read-only (transaction_read_only is on)")
 
     async def ping(self) -> bool:
         try:
@@ -206,8 +279,17 @@ class Database:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=False)
+        self._writer.shutdown(wait=True, cancel_futures=False)
         if self._inline is not None:
             self._inline.close()
         self.engine.dispose()
         if self.read_engine is not self.engine:
             self.read_engine.dispose()
+
+
+def _transaction_read_only(conn: Connection) -> str:
+    return str(conn.execute(text("SHOW transaction_read_only")).scalar())
+
+
+def _cause(err: BaseException) -> str:
+    return " ".join(str(getattr(err, "orig", None) or err).split())

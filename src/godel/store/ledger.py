@@ -19,7 +19,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Select, and_, func, or_, select, update
 
 from godel.event import CLAIMABLE, UNFINISHED, Event, Status
+from godel.store import counts
 from godel.store.schema import NOT_PROCESSED, events, row_dict
+
+# events.lane: which lane's claim the last attempt came through.
+REDIS_LANE = "redis"
+LEDGER_LANE = "ledger"
 
 
 def _claimable(now: float) -> ColumnElement[bool]:
@@ -110,12 +115,18 @@ def claim_from_ledger(
 
 
 def mark_processed(
-    conn: Connection, ids: Sequence[str], now: float, claimed_by: str | None
+    conn: Connection,
+    ids: Sequence[str],
+    now: float,
+    claimed_by: str | None,
+    owner: str | None = None,
 ) -> set[str]:
     """Mark events processed, once: returns the ids this call won.
 
     `claimed_by` set means the events were claimed from the ledger by that worker; None means
     they came from Redis and must still be claimable (not processed, not held by a live claim).
+    The rows won are counted on `owner`'s counter row (`godel.store.counts`; default: the
+    claiming worker, else this process), in this transaction.
     """
     if not ids:
         return set()
@@ -130,14 +141,18 @@ def mark_processed(
         .values(
             status=Status.PROCESSED,
             dispatched=True,
+            lane=LEDGER_LANE if claimed_by is not None else REDIS_LANE,
             processed_at=now,
             updated_at=now,
             claimed_by=None,
             claimed_until=None,
         )
-        .returning(events.c.id)
+        .returning(events.c.id, events.c.attempts)
     )
-    return {row[0] for row in conn.execute(stmt)}
+    won = conn.execute(stmt).all()
+    owner = owner or claimed_by or counts.process_owner()
+    counts.add_processed(conn, owner, len(won), sum(int(r[1]) for r in won), now)
+    return {str(r[0]) for r in won}
 
 
 @dataclass(slots=True)
@@ -171,6 +186,7 @@ def record_failures(
                 claimed_by=None,
                 claimed_until=None,
                 dispatched=via_redis,
+                lane=REDIS_LANE if via_redis else LEDGER_LANE,
             )
         )
 
@@ -241,7 +257,7 @@ def count_undispatched(conn: Connection) -> int:
 
 
 def _dead(event_type: str | None, event_id: str | None = None) -> ColumnElement[bool]:
-    cond = events.c.status == Status.DEAD
+    cond = and_(NOT_PROCESSED, events.c.status == Status.DEAD)  # ix_events_open serves it
     if event_type:
         cond = and_(cond, events.c.type == event_type)
     return and_(cond, events.c.id == event_id) if event_id else cond
@@ -292,6 +308,25 @@ def count_by_status(conn: Connection) -> dict[str, int]:
     return {status: int(n) for status, n in conn.execute(stmt).all()}
 
 
+def totals_by_status(conn: Connection) -> dict[str, tuple[int, int]]:
+    """Per status: (events, sum of their attempts). The attempts of every row add up to the
+    failed attempts ever recorded (a replayed dead letter starts again from 0)."""
+    stmt = select(events.c.status, func.count(), func.coalesce(func.sum(events.c.attempts), 0))
+    rows = conn.execute(stmt.group_by(events.c.status)).all()
+    return {str(status): (int(n), int(tried)) for status, n, tried in rows}
+
+
+def ledger_claims(conn: Connection) -> dict[str, int]:
+    """Events each worker holds by a ledger claim (fallback), by worker name."""
+    stmt = (
+        select(events.c.claimed_by, func.count())
+        .where(NOT_PROCESSED, events.c.status == Status.PROCESSING)
+        .where(events.c.claimed_by.is_not(None))
+        .group_by(events.c.claimed_by)
+    )
+    return {str(worker): int(n) for worker, n in conn.execute(stmt).all()}
+
+
 def get_event(conn: Connection, event_id: str) -> dict[str, Any] | None:
     row = conn.execute(select(events).where(events.c.id == event_id)).first()
     return row_dict(row) if row else None
@@ -317,6 +352,8 @@ def list_events(conn: Connection, query: EventQuery) -> list[dict[str, Any]]:
         stmt = stmt.where(events.c.agent_id == query.agent_id)
     if query.status:
         stmt = stmt.where(events.c.status == query.status)
+        if query.status != Status.PROCESSED:
+            stmt = stmt.where(NOT_PROCESSED)  # the term of ix_events_open: its index serves
     if query.since is not None:
         stmt = stmt.where(events.c.created_at >= query.since)
     if query.after is not None:

@@ -43,6 +43,9 @@ events = Table(
     Column("processed_at", Float),
     # The stack of the last failure (frames and the error line, never the values).
     Column("last_traceback", Text),
+    # The lane of the last attempt: "redis" (a fast-lane claim) or "ledger" (a ledger claim);
+    # NULL until a worker settles one. `dispatched` cannot say it: processing sets it.
+    Column("lane", String(8)),
 )
 Index(
     "ix_events_undispatched",
@@ -83,6 +86,33 @@ api_keys = Table(
     Column("digest", String(64), nullable=False, unique=True),
     Column("scopes", String(64), nullable=False),
     Column("created_at", Float, nullable=False),
+)
+
+
+# One row per worker loop, upserted at start, every few seconds and at stop (pipeline.roster):
+# who is alive in every mode, since when, and how many events it has processed.
+workers = Table(
+    "workers",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
+    Column("stopped_at", Float),
+    Column("processed", BigInteger, nullable=False, default=0),
+)
+
+
+# Processed events counted as they are marked (godel.store.counts): one row per worker that
+# marks, plus the base row (owner "") that quiet owners are folded into.
+event_counts = Table(
+    "event_counts",
+    metadata,
+    Column("owner", String(128), primary_key=True),
+    Column("processed", BigInteger, nullable=False, default=0),
+    Column("attempts", BigInteger, nullable=False, default=0),  # the processed rows' attempts
+    Column("updated_at", Float, nullable=False),
 )
 
 

@@ -8,7 +8,7 @@ import logging
 import pytest
 from redis import exceptions as rex
 
-from godel.errors import FastLaneClosed, RedisConnectionLost, RedisRefusingWrites
+from godel.errors import FastLaneClosed, RedisConnectionLost, RedisRefusingWrites, RedisTimeout
 from godel.fastlane.link import Link, LinkState, try_call
 from godel.fastlane.topology import FailoverWatch
 from tests.unit.fastlane.fakes import FAST, FakeRedis, down
@@ -183,3 +183,79 @@ async def test_a_failover_closes_the_lane_and_the_next_probe_drops_the_pools() -
     assert fake.connection_pool.disconnects == 1
     link.begin_recovery()
     assert link.reopen() is True and link.connected
+
+
+class _CountingRedis(FakeRedis):
+    """A fake whose PINGs are counted, and can be made slow."""
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        super().__init__()
+        self.pings = 0
+        self.delay_s = delay_s
+
+    async def ping(self) -> bool:
+        self.pings += 1
+        await asyncio.sleep(self.delay_s)
+        return await super().ping()
+
+
+QUICK_CONFIRM = FAST.model_copy(
+    update={"redis_confirm_timeout_s": 0.05, "redis_connect_timeout_s": 0.01}
+)
+
+
+def slow_link(confirm: FakeRedis) -> tuple[Link, FakeRedis, list[tuple[LinkState, LinkState]]]:
+    fake = FakeRedis()
+    link = Link(QUICK_CONFIRM, "redis://fake:1/0", client=fake, confirm_client=confirm)  # type: ignore[arg-type]
+    link.begin_recovery()
+    link.reopen()
+    changes: list[tuple[LinkState, LinkState]] = []
+    link.subscribe(lambda old, new: changes.append((old, new)))
+    return link, fake, changes
+
+
+async def test_a_timeout_from_a_redis_that_still_answers_is_slow_not_down(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="godel")
+    confirm = _CountingRedis()
+    link, fake, changes = slow_link(confirm)
+    fake.fail_with = rex.TimeoutError("Timeout reading from socket")
+    with pytest.raises(RedisTimeout):
+        await link.call(lambda r: r.get("k"))
+    assert link.connected and not changes and confirm.pings == 1
+    assert "Entering fallback mode" not in caplog.text
+    assert "slow to answer" in caplog.text
+    fake.fail_with = None
+    assert await link.call(lambda r: r.set("k", "v")) is True  # the lane stayed open
+
+
+async def test_a_timeout_confirmed_by_a_silent_ping_is_an_outage() -> None:
+    confirm = _CountingRedis()
+    confirm.fail_with = rex.TimeoutError("Timeout reading from socket")
+    link, fake, changes = slow_link(confirm)
+    fake.fail_with = rex.TimeoutError("Timeout reading from socket")
+    with pytest.raises(RedisTimeout):
+        await link.call(lambda r: r.get("k"))
+    assert link.state is LinkState.FALLBACK and link.reason == "timeout"
+    assert changes == [(LinkState.CONNECTED, LinkState.FALLBACK)]
+
+
+async def test_a_ping_slower_than_the_confirm_timeout_is_an_outage() -> None:
+    confirm = _CountingRedis(delay_s=0.1)
+    link, fake, _ = slow_link(confirm)
+    fake.fail_with = rex.TimeoutError("Timeout reading from socket")
+    with pytest.raises(RedisTimeout):
+        await link.call(lambda r: r.get("k"))
+    assert link.state is LinkState.FALLBACK
+
+
+async def test_timeouts_that_come_together_share_one_confirmation() -> None:
+    confirm = _CountingRedis(delay_s=0.01)
+    link, fake, changes = slow_link(confirm)
+    fake.fail_with = rex.TimeoutError("Timeout reading from socket")
+    results = await asyncio.gather(
+        *(link.call(lambda r: r.get("k")) for _ in range(10)), return_exceptions=True
+    )
+    assert all(isinstance(r, RedisTimeout) for r in results)
+    assert confirm.pings == 1 and link.connected and not changes

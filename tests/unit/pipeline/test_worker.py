@@ -215,3 +215,21 @@ async def test_workers_applying_to_the_same_agents_at_once_do_not_deadlock(
         assert await asyncio.gather(wa.run_once(), wb.run_once()) == [2, 2]
         assert "ledger unavailable" not in caplog.text
     assert_exactly_once(ledger_url, ids)
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_the_lane_that_took_an_event_is_recorded(
+    path: str, ledger_url: str, redis_url: str
+) -> None:
+    """`dispatched` says only whether the id was pushed (processing sets it); `lane` says
+    which lane's claim the last attempt came through."""
+    overrides = {"retry_max_attempts": 3, "retry_backoff_base_ms": 60_000}
+    overrides["retry_backoff_max_ms"] = 60_000
+    async with runtime(path, ledger_url, redis_url, **overrides) as rt:
+        done, failed = await submit(rt, [{"type": "t.ok"}, {"type": "t.fail"}])
+        assert (await row(rt, done))["lane"] is None  # not taken yet
+        w = worker(rt, registry(("t.ok", Recorder(), False), ("t.fail", Recorder(True), False)))
+        assert await w.run_once() == 2
+        assert (await row(rt, done))["lane"] == path
+        assert (await row(rt, failed))["lane"] == path
+        assert (await row(rt, failed))["status"] == Status.RETRYING
