@@ -196,4 +196,7 @@ async def test_with_full_coverage_required_any_node_down_is_clusterdown(
         await load.stop()
         await wait_drained(h.ledger_url, len(load.acked))
         await asyncio.to_thread(assert_exactly_once, h.ledger_url, load.acked)
-    assert "Entering fallback mode: clusterdown" in caplog.text
+    # The reason logged on entry is whatever error came first (a connection to the killed
+    # node may close before the cluster is marked failed); the wait above checked that the
+    # link's reason became clusterdown.
+    assert "Entering fallback mode" in caplog.text
