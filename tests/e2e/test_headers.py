@@ -16,16 +16,6 @@ from tests.support.settings import TOKEN, fast_settings
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
 
 @pytest.fixture
 def godel(run_process: StartProcess, redis_server: RedisServer, tmp_path: Path) -> GodelServer:
@@ -35,17 +25,13 @@ def godel(run_process: StartProcess, redis_server: RedisServer, tmp_path: Path) 
 
 
 @pytest.fixture
-def page(godel: GodelServer) -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing (Debian's chromium; scripts/setup-dev.sh installs it)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(extra_http_headers={"Authorization": f"Bearer {TOKEN}"})
-            yield context.new_page()
-        finally:
-            browser.close()
+def page(godel: GodelServer, browser: Any) -> Iterator[Any]:
+    """A page of the shared Chromium (tests/e2e/conftest.py) sending the admin token."""
+    context = browser.new_context(extra_http_headers={"Authorization": f"Bearer {TOKEN}"})
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
 
 
 def watch(page: Any, origin: str) -> list[str]:
