@@ -35,9 +35,10 @@ async def _fill_in_fallback(rt: Runtime, n: int) -> list[str]:
     return ids
 
 
-async def test_replay_pushes_in_ledger_order(sqlite_url: str, fresh_redis: RedisServer) -> None:
+async def test_replay_pushes_in_ledger_order(ledger_url: str, fresh_redis: RedisServer) -> None:
+    """On PostgreSQL two transactions claim each batch at once: still pushed in order."""
     await asyncio.to_thread(fresh_redis.kill9)
-    rt = await _start(make_settings(sqlite_url, fresh_redis.url, replay_batch_size=300))
+    rt = await _start(make_settings(ledger_url, fresh_redis.url, replay_batch_size=300))
     try:
         ids = await _fill_in_fallback(rt, 1000)
         assert await rt.replayer.undispatched() == 1000

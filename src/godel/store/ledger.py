@@ -16,11 +16,26 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, func, or_, select, update
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    any_,
+    cast,
+    func,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from godel.event import CLAIMABLE, UNFINISHED, Event, Status
 from godel.store import counts
-from godel.store.schema import NOT_PROCESSED, events, row_dict
+from godel.store.schema import NOT_PROCESSED, UNDISPATCHED, events, row_dict
 
 # events.lane: which lane's claim the last attempt came through.
 REDIS_LANE = "redis"
@@ -52,25 +67,39 @@ def _claim(
     """Update the oldest `limit` rows matching `where` that nobody else holds; return `cols`
     of the rows taken, oldest first.
 
-    The pick is a CTE, evaluated once. As `UPDATE ... WHERE seq IN (SELECT ... LIMIT n FOR
-    UPDATE SKIP LOCKED)`, PostgreSQL may run the subquery again while updating; the rows
-    this very statement already changed are then skipped, and the next ones are taken too:
-    more than `limit` rows (caught by tests/unit/store/test_ledger.py)."""
+    The pick is evaluated once. As `UPDATE ... WHERE seq IN (SELECT ... LIMIT n FOR UPDATE
+    SKIP LOCKED)`, PostgreSQL may run the subquery again while updating; the rows this very
+    statement already changed are then skipped, and the next ones are taken too: more than
+    `limit` rows (caught by tests/unit/store/test_ledger.py). On PostgreSQL the pick is an
+    array built by an uncorrelated subquery (an InitPlan: run once), matched through the
+    primary key. A CTE joined to `events` was once too, but its planner estimate made
+    PostgreSQL hash the whole table for every claim: a claim cost O(ledger size) (40 ms
+    for 2,000 rows of a 100,000-row ledger; 20 ms this way). SQLite runs the CTE once and
+    looks each row up by key."""
+    stmt = claim_statement(conn.dialect.name, where, limit, values, *cols)
+    return sorted(conn.execute(stmt).all(), key=lambda r: r.seq)
+
+
+def claim_statement(
+    dialect: str, where: ColumnElement[bool], limit: int, values: dict[str, Any], *cols: Any
+) -> ReturningUpdate[Any]:
+    """`_claim`'s statement for a dialect ("sqlite" or "postgresql")."""
     picked = (
         select(events.c.seq)
         .where(where)
         .order_by(events.c.seq)
         .limit(limit)
         .with_for_update(skip_locked=True)
-        .cte("picked")
     )
-    stmt = (
-        update(events)
-        .where(events.c.seq == picked.c.seq)
-        .values(**values)
-        .returning(*(cols or events.c))
-    )
-    return sorted(conn.execute(stmt).all(), key=lambda r: r.seq)
+    taken: ColumnElement[bool]
+    if dialect == "postgresql":
+        seqs = select(func.array_agg(picked.subquery().c.seq)).scalar_subquery()
+        # The cast makes `ANY` take one array value, not the rows of a subquery.
+        taken = events.c.seq == any_(cast(seqs, ARRAY(BigInteger)))
+    else:
+        cte = picked.cte("picked")
+        taken = events.c.seq == cte.c.seq
+    return update(events).where(taken).values(**values).returning(*(cols or events.c))
 
 
 # -- ingest (the insert itself: store.inserts) ------------------------------------------
@@ -214,8 +243,13 @@ def _dispatches(rows: Iterable[Any]) -> list[Dispatch]:
 
 def claim_undispatched(conn: Connection, limit: int, now: float) -> list[Dispatch]:
     """Claim the next replay batch, in ledger order; the caller pushes it to Redis."""
+    stmt = undispatched_claim(conn.dialect.name, limit, now)
+    return _dispatches(sorted(conn.execute(stmt).all(), key=lambda r: r.seq))
+
+
+def undispatched_claim(dialect: str, limit: int, now: float) -> ReturningUpdate[Any]:
     want = and_(
-        events.c.dispatched.is_(False),
+        UNDISPATCHED,
         or_(events.c.status.in_((*CLAIMABLE, Status.DEAD)), _claimable(now)),
     )
     values = {
@@ -225,8 +259,7 @@ def claim_undispatched(conn: Connection, limit: int, now: float) -> list[Dispatc
         "updated_at": now,
         "status": func.coalesce(func.nullif(events.c.status, Status.PROCESSING), Status.QUEUED),
     }
-    rows = _claim(conn, want, limit, values, *_DISPATCH_COLUMNS, events.c.available_at)
-    return _dispatches(rows)
+    return claim_statement(dialect, want, limit, values, *_DISPATCH_COLUMNS, events.c.available_at)
 
 
 def claim_stale(conn: Connection, limit: int, now: float, cutoff: float) -> list[Dispatch]:
@@ -234,7 +267,7 @@ def claim_stale(conn: Connection, limit: int, now: float, cutoff: float) -> list
     them is the claim, so two instances do not check the same events at once."""
     stale = and_(
         NOT_PROCESSED,
-        events.c.dispatched.is_(True),
+        events.c.dispatched == true(),
         events.c.updated_at < cutoff,
         _claimable(now),
     )
@@ -245,11 +278,7 @@ def claim_stale(conn: Connection, limit: int, now: float, cutoff: float) -> list
 
 
 def count_undispatched(conn: Connection) -> int:
-    stmt = (
-        select(func.count())
-        .select_from(events)
-        .where(events.c.dispatched.is_(False), NOT_PROCESSED)
-    )
+    stmt = select(func.count()).select_from(events).where(UNDISPATCHED, NOT_PROCESSED)
     return int(conn.execute(stmt).scalar_one())
 
 

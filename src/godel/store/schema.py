@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 
 from godel.event import Status
@@ -47,11 +48,15 @@ events = Table(
     # NULL until a worker settles one. `dispatched` cannot say it: processing sets it.
     Column("lane", String(8)),
 )
+# Waiting to be pushed onto Redis. Written `dispatched = false` (`= 0` on SQLite), exactly as
+# the partial index's predicate: `IS false` is another term to both planners, and they then
+# scan the whole table (or every open row) instead of this index.
+UNDISPATCHED = events.c.dispatched == false()
 Index(
     "ix_events_undispatched",
     events.c.seq,
-    sqlite_where=events.c.dispatched.is_(False),
-    postgresql_where=events.c.dispatched.is_(False),
+    sqlite_where=UNDISPATCHED,
+    postgresql_where=UNDISPATCHED,
 )
 # Not processed yet (unfinished, plus the few dead/purged). `status != 'processed'` rather
 # than an IN list: SQLite evaluates this cheaply on every insert (measured: IN cost a quarter
