@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from tests.support.godel_server import GodelServer, start_serve
 from tests.support.godel_server import godel_env as process_env
 from tests.support.ledger import ledger_counts, undispatched
 from tests.support.postgres_server import PostgresServer
-from tests.support.process import ProcessRunner
+from tests.support.process import Processes
 
 ADMIN_TOKEN = "bench-admin-token"
 EVENT_TYPE = "bench.noop"
@@ -234,17 +234,7 @@ class GodelServe:
         self.ledger = ledger
         self.settings = serve_settings(redis_url, ledger, **{"workers": 0, **extra})
         self.server: GodelServer | None = None
-
-    def _start_process(
-        self,
-        args: Sequence[str],
-        env: Mapping[str, str] | None = None,
-        name: str = "proc",
-        cwd: Path | None = None,
-        inherit_env: bool = True,
-    ) -> ProcessRunner:
-        runner = ProcessRunner(self.ledger.dir, name)
-        return runner.start(args, env, cwd=cwd, inherit_env=inherit_env)
+        self._processes = Processes(ledger.dir)
 
     @property
     def running(self) -> GodelServer:
@@ -262,7 +252,7 @@ class GodelServe:
 
     def start(self) -> None:
         godel_command()  # GodelUnavailable when there is no CLI to run
-        self.server = start_serve(self._start_process, self.ledger.dir, self.settings, name="serve")
+        self.server = start_serve(self._processes, self.ledger.dir, self.settings, name="serve")
 
     def health(self) -> dict[str, Any]:
         return self.running.health()

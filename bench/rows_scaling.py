@@ -25,7 +25,7 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from subprocess import PIPE, STDOUT, Popen
@@ -34,7 +34,7 @@ from typing import Any
 from tests.support.fleet import Fleet, start_fleet
 from tests.support.godel_worker import sample
 from tests.support.postgres_server import PostgresServer
-from tests.support.process import ProcessRunner
+from tests.support.process import Processes
 from tests.support.wait import wait_until
 
 from bench.context import Context
@@ -68,31 +68,6 @@ done = function(summary, latency, requests)
     summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout + e.status))
 end
 """
-
-
-class Processes:
-    """The bench's `run_process`: ProcessRunners logging in one directory, all stopped at
-    the end."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self.log_dir = log_dir
-        self.runners: list[ProcessRunner] = []
-
-    def __call__(
-        self,
-        args: Sequence[str],
-        env: Mapping[str, str] | None = None,
-        name: str = "proc",
-        cwd: Path | None = None,
-        inherit_env: bool = True,
-    ) -> ProcessRunner:
-        runner = ProcessRunner(self.log_dir, name)
-        self.runners.append(runner)
-        return runner.start(args, env, cwd=cwd, inherit_env=inherit_env)
-
-    def stop(self) -> None:
-        for runner in self.runners:
-            runner.stop()
 
 
 def _pg_commits(pg: PostgresServer, db: str) -> int:

@@ -4,6 +4,7 @@
 - fresh_redis (function) / redis_factory: a private redis-server to kill, pause or restart.
 - postgres_server (session) / pg_url (function): a fresh database per test.
 - private_postgres (function): a PostgreSQL cluster of the test's own, to halt and restart.
+- pg_pair (function): a primary with database `godel` and its synchronous streaming replica.
 - sqlite_url (function): a SQLite file in the test's tmp dir.
 - run_process (function): start commands, stopped after the test (`godel serve`: use
   tests.support.godel_server.start_serve(run_process, ...)).
@@ -14,7 +15,7 @@ Tests using pg_url or postgres_server are marked `postgres` automatically.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -28,13 +29,15 @@ from tests.servers import (
     find_postgres_bin_dir,
     redis_binary,
 )
+from tests.support.postgres_replica import PostgresReplica, replicated
+from tests.support.process import Processes
 
 # Sentinel, Cluster and TLS fixtures (sentinel_group, cluster_factory, tls_files, ...).
 pytest_plugins = ("tests.support.fixtures_redis_ha",)
 
 RedisFactory = Callable[..., RedisServer]
 ProcessFactory = Callable[..., ProcessRunner]
-_POSTGRES_FIXTURES = {"postgres_server", "pg_url", "private_postgres"}
+_POSTGRES_FIXTURES = {"postgres_server", "pg_url", "private_postgres", "pg_pair"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -88,10 +91,14 @@ def fresh_redis(redis_factory: RedisFactory) -> RedisServer:
     return redis_factory()
 
 
-@contextmanager
-def _postgres() -> Iterator[PostgresServer]:
+def _require_postgres_binaries() -> None:
     if find_postgres_bin_dir() is None:
         pytest.skip("PostgreSQL binaries not found (scripts/setup-dev.sh installs them)")
+
+
+@contextmanager
+def _postgres() -> Iterator[PostgresServer]:
+    _require_postgres_binaries()
     server = PostgresServer()
     try:
         yield server.start()
@@ -110,6 +117,14 @@ def private_postgres() -> Iterator[PostgresServer]:
     """A PostgreSQL of the test's own, for tests that halt and restart it."""
     with _postgres() as server:
         yield server
+
+
+@pytest.fixture
+def pg_pair() -> Iterator[tuple[PostgresServer, PostgresReplica]]:
+    """A primary with database `godel` and its synchronous streaming replica."""
+    _require_postgres_binaries()
+    with replicated("godel") as pair:
+        yield pair
 
 
 @pytest.fixture
@@ -132,23 +147,11 @@ def run_process(tmp_path: Path) -> Iterator[ProcessFactory]:
 
     Logs go to `<tmp_path>/logs/<name>.log`; every process is stopped after the test.
     """
-    names: set[str] = set()
-    with ExitStack() as stops:
-
-        def start(
-            args: Sequence[str],
-            env: Mapping[str, str] | None = None,
-            name: str = "proc",
-            cwd: Path | None = None,
-            inherit_env: bool = True,
-        ) -> ProcessRunner:
-            unique = name if name not in names else f"{name}-{len(names)}"
-            names.add(unique)
-            runner = ProcessRunner(tmp_path / "logs", unique)
-            stops.callback(runner.stop)
-            return runner.start(args, env, cwd=cwd, inherit_env=inherit_env)
-
-        yield start
+    processes = Processes(tmp_path / "logs")
+    try:
+        yield processes
+    finally:
+        processes.stop()
 
 
 @pytest.fixture

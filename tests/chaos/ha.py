@@ -1,6 +1,6 @@
-"""What the Sentinel and Cluster chaos tests share: steady load through the in-process app,
-the Link's state changes with their times, the Sentinels' +switch-master announcements, and
-a registry whose workers can be held."""
+"""What the Redis chaos tests (faults, Sentinel, Cluster) share: steady load through the
+in-process app, the Link's state changes with their times, the Sentinels' +switch-master
+announcements, and a registry whose workers can be held."""
 
 from __future__ import annotations
 

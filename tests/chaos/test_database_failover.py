@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import select
@@ -35,15 +35,6 @@ DB = "godel"
 NO_PRIMARY_S = 1.0  # how long the test leaves Godel without a primary
 
 
-@pytest.fixture
-def pg_pair() -> Iterator[tuple[PostgresServer, PostgresReplica]]:
-    """A primary with database `godel` and its synchronous streaming replica."""
-    if find_postgres_bin_dir() is None:
-        pytest.skip("PostgreSQL binaries not found (scripts/setup-dev.sh installs them)")
-    with replicated(DB) as pair:
-        yield pair
-
-
 def report(what: str, **times_s: float) -> None:
     shown = ", ".join(f"{k} {v:.2f}s" for k, v in times_s.items())
     print(f"\n[database failover] {what}: {shown}")
@@ -58,26 +49,40 @@ async def assert_no_primary(h: Harness) -> None:
     assert (await h.client.get("/health/ready")).status_code == 503
 
 
-async def no_primary_then_promote(
-    h: Harness, load: Posters, replica: PostgresReplica, lost_at: float
+async def no_primary_then(
+    h: Harness,
+    load: Posters,
+    lost_at: float,
+    restore: Callable[[], object],
+    labels: tuple[str, str],
 ) -> dict[str, float]:
-    """While no server takes writes: 503s and no 202; then promote and time the return."""
+    """While no server takes writes: 503s and no 202; then `restore` one (promote the
+    replica, restart the primary) and time the return, under `labels` (the restoring, the
+    wait after it for a 202)."""
     first_503 = await load.until_answer(503, after=lost_at)
     await asyncio.sleep(NO_PRIMARY_S)
     await assert_no_primary(h)
-    promote_at = time.monotonic()
-    await asyncio.to_thread(replica.promote)
-    promoted = time.monotonic()
+    restore_at = time.monotonic()
+    await asyncio.to_thread(restore)
+    restored = time.monotonic()
     # 202s answered in the window are commits made before the primary went (in flight).
-    late = load.statuses(after=first_503 + 0.5, before=promote_at)
+    late = load.statuses(after=first_503 + 0.5, before=restore_at)
     assert late[202] == 0, f"202 answered while no server took writes: {late}"
-    back = await load.until_answer(202, after=promoted)
+    back = await load.until_answer(202, after=restored)
     await load.until_acked(100)
     return {
         "to first 503": first_503 - lost_at,
-        "promotion": promoted - promote_at,
-        "promoted to first 202": back - promoted,
+        labels[0]: restored - restore_at,
+        labels[1]: back - restored,
     }
+
+
+async def no_primary_then_promote(
+    h: Harness, load: Posters, replica: PostgresReplica, lost_at: float
+) -> dict[str, float]:
+    return await no_primary_then(
+        h, load, lost_at, replica.promote, ("promotion", "promoted to first 202")
+    )
 
 
 async def test_primary_lost_and_replica_promoted(
@@ -124,25 +129,12 @@ async def test_postgres_restart_on_the_same_host(
         await load.until_acked(150)
         down_at = time.monotonic()
         await asyncio.to_thread(private_postgres.halt)
-        first_503 = await load.until_answer(503, after=down_at)
-        await asyncio.sleep(NO_PRIMARY_S)
-        await assert_no_primary(h)
-        up_at = time.monotonic()
-        await asyncio.to_thread(private_postgres.restart)
-        accepting = time.monotonic()
-        assert load.statuses(after=first_503 + 0.5, before=up_at)[202] == 0
-        back = await load.until_answer(202, after=accepting)
-        await load.until_acked(100)
+        times = await no_primary_then(
+            h, load, down_at, private_postgres.restart, ("restart", "accepting to first 202")
+        )
         await load.stop()
         await wait_drained(url, len(load.acked), timeout_s=30)
-    report(
-        "restart on the same host",
-        **{
-            "to first 503": first_503 - down_at,
-            "restart": accepting - up_at,
-            "accepting to first 202": back - accepting,
-        },
-    )
+    report("restart on the same host", **times)
     await asyncio.to_thread(assert_exactly_once, url, load.acked)
 
 

@@ -7,16 +7,15 @@ with a 5xx, and the log and the metrics show the fallback and its end.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import shutil
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
 
+from tests.chaos.ha import Load
 from tests.harness import (
     Harness,
     assert_exactly_once,
@@ -29,47 +28,6 @@ from tests.servers import RedisServer
 
 pytestmark = [pytest.mark.chaos]
 Fault = Callable[[RedisServer], Awaitable[Callable[[], Awaitable[None]]]]
-
-
-class Poster:
-    """Posts small agent events in batches until stopped; remembers what was acknowledged."""
-
-    def __init__(self, h: Harness) -> None:
-        self.h = h
-        self.acked: set[str] = set()
-        self.modes: Counter[str] = Counter()
-        self.statuses: Counter[int] = Counter()
-        self._ids = itertools.count()
-        self._stop = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
-
-    def start(self, concurrency: int = 3) -> None:
-        self._tasks = [asyncio.create_task(self._run()) for _ in range(concurrency)]
-
-    async def _run(self) -> None:
-        while not self._stop.is_set():
-            batch = [
-                {"type": "agent.ping", "id": f"ev-{next(self._ids)}", "agent_id": f"agent-{n % 4}"}
-                for n in range(5)
-            ]
-            r = await self.h.post({"events": batch})
-            self.statuses[r.status_code] += 1
-            if r.status_code == 202:
-                self.acked.update(r.json()["ids"])
-                self.modes[r.json()["mode"]] += 1
-            await asyncio.sleep(0.01)
-
-    async def until_acked(self, more: int, timeout_s: float = 30) -> None:
-        target = len(self.acked) + more
-
-        def enough() -> bool:
-            return len(self.acked) >= target
-
-        await wait_until_async(enough, timeout_s, f"{more} more acknowledged events")
-
-    async def stop(self) -> None:
-        self._stop.set()
-        await asyncio.gather(*self._tasks)
 
 
 def metric(name: str, **labels: str) -> float:
@@ -177,9 +135,7 @@ async def test_fault_loses_nothing_and_applies_nothing_twice(
         inject = readonly(redis_factory())
     settings = make_settings(f"sqlite:///{tmp_path}/g.db", server.url)
     entered = metric("godel_redis_fallback_transitions_total", to="fallback")
-    async with running(settings, workers=2) as h:
-        poster = Poster(h)
-        poster.start()
+    async with running(settings, workers=2) as h, Load(h) as poster:
         await poster.until_acked(100)
         heal = await inject(server)
         if case.startswith("restart"):

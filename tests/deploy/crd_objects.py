@@ -41,22 +41,23 @@ def _check_endpoint(endpoint: dict[str, Any]) -> None:
         assert key not in endpoint or is_duration(endpoint[key]), (key, endpoint)
 
 
-def check_service_monitor(doc: dict[str, Any]) -> None:
+def _check_monitor(doc: dict[str, Any], endpoints: str) -> None:
+    """A ServiceMonitor or a PodMonitor: to these checks, they differ only in the name of
+    their endpoint list."""
     spec = doc["spec"]
-    assert set(spec) <= {"selector", "namespaceSelector", "endpoints", "jobLabel"}
+    assert set(spec) <= {"selector", "namespaceSelector", endpoints, "jobLabel"}
     _check_selector(spec["selector"])
-    assert spec["endpoints"]
-    for endpoint in spec["endpoints"]:
+    assert spec[endpoints]
+    for endpoint in spec[endpoints]:
         _check_endpoint(endpoint)
+
+
+def check_service_monitor(doc: dict[str, Any]) -> None:
+    _check_monitor(doc, "endpoints")
 
 
 def check_pod_monitor(doc: dict[str, Any]) -> None:
-    spec = doc["spec"]
-    assert set(spec) <= {"selector", "namespaceSelector", "podMetricsEndpoints", "jobLabel"}
-    _check_selector(spec["selector"])
-    assert spec["podMetricsEndpoints"]
-    for endpoint in spec["podMetricsEndpoints"]:
-        _check_endpoint(endpoint)
+    _check_monitor(doc, "podMetricsEndpoints")
 
 
 def check_prometheus_rule(doc: dict[str, Any]) -> None:

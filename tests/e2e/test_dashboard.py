@@ -24,16 +24,25 @@ READ_KEY = "e2e-reader-secret-0123456789abcdef"  # a read-only login (`viewer`)
 WAIT_MS = 5000
 
 
+def start_godel(
+    run_process: StartProcess, redis: RedisServer, tmp_path: Path, **settings: Any
+) -> GodelServer:
+    """`godel serve` on a SQLite ledger in `tmp_path` and `redis`, where a `test.fail`
+    event is dead at once (tests.plugins.flaky always fails it; one attempt); `settings` on
+    top."""
+    base = fast_settings(
+        f"sqlite:///{tmp_path}/g.db",
+        redis.url,
+        handlers="tests.plugins.flaky",
+        retry_max_attempts=1,
+        **settings,
+    )
+    return start_serve(run_process, tmp_path / "serve", base)
+
+
 @pytest.fixture
 def godel(run_process: StartProcess, fresh_redis: RedisServer, tmp_path: Path) -> GodelServer:
-    settings = fast_settings(
-        f"sqlite:///{tmp_path}/g.db",
-        fresh_redis.url,
-        handlers="tests.plugins.flaky",  # test.fail always fails
-        retry_max_attempts=1,
-        api_keys=f"viewer:read:{READ_KEY}",
-    )
-    return start_serve(run_process, tmp_path / "serve", settings)
+    return start_godel(run_process, fresh_redis, tmp_path, api_keys=f"viewer:read:{READ_KEY}")
 
 
 def screenshot(page: Any, tmp_path: Path, name: str) -> None:

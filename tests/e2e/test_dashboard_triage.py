@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.test_dashboard import WAIT_MS, screenshot, sign_in
-from tests.servers import GodelServer, RedisServer, start_serve
+from tests.e2e.test_dashboard import WAIT_MS, screenshot, sign_in, start_godel
+from tests.servers import GodelServer, RedisServer
 from tests.support.godel_server import StartProcess
-from tests.support.settings import TOKEN, fast_settings
+from tests.support.settings import TOKEN
 
 pytestmark = pytest.mark.e2e
 
@@ -28,14 +28,7 @@ OVERFLOW = "document.documentElement.scrollWidth - window.innerWidth"
 
 @pytest.fixture
 def godel(run_process: StartProcess, fresh_redis: RedisServer, tmp_path: Path) -> GodelServer:
-    settings = fast_settings(
-        f"sqlite:///{tmp_path}/g.db",
-        fresh_redis.url,
-        handlers="tests.plugins.flaky",  # test.fail always fails
-        retry_max_attempts=1,  # ... and is dead at once
-        history_interval_s=0.5,
-    )
-    return start_serve(run_process, tmp_path / "serve", settings)
+    return start_godel(run_process, fresh_redis, tmp_path, history_interval_s=0.5)
 
 
 class Console:

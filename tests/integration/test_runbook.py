@@ -30,10 +30,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import shutil
-import subprocess
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -47,10 +43,10 @@ from tests.integration.live_stack import (
     start_stack,
 )
 from tests.servers import RedisServer
+from tests.support.runbook import Step, run_runbook, runbook_steps
 
 RUNBOOK = ROOT / "docs" / "runbooks" / "REDIS_OUTAGE.md"
 PUBLIC_URL = "http://api.godel.local"
-RETRY_S = 15.0
 DEAD_ID = "runbook-dead-1"
 REQUIRED_HEADINGS = (
     "Overview",
@@ -73,39 +69,6 @@ REQUIRED_HEADINGS = (
 CONTRACT_TEXT = ("Redis Connection Error", "DashRedisConnectionFailed", "Entering fallback mode")
 
 
-@dataclass
-class Step:
-    section: str  # the enclosing level-2 heading
-    line: int
-    command: str
-    shows: str | None = None
-
-
-def runbook_steps(path: Path) -> list[Step]:
-    """Command lines of the ```bash blocks (continuations joined), with their `# shows:`."""
-    steps: list[Step] = []
-    section, in_bash, pending = "", False, ""
-    for number, raw in enumerate(path.read_text().splitlines(), start=1):
-        line = raw.strip()
-        if line.startswith("```"):
-            in_bash = not in_bash and line == "```bash"
-            continue
-        if not in_bash:
-            if raw.startswith("## "):
-                section = raw[3:].strip()
-            continue
-        if line.startswith("# shows:"):
-            steps[-1].shows = line.removeprefix("# shows:").strip()
-        elif line and not line.startswith("#"):
-            pending += line
-            if pending.endswith("\\"):
-                pending = pending[:-1] + " "
-                continue
-            steps.append(Step(section, number, pending))
-            pending = ""
-    return steps
-
-
 def local_command(step: Step, api_url: str, redis_port: int) -> str | None:
     """The command as run against the local stack, or None when it needs Kubernetes."""
     command = step.command
@@ -125,56 +88,14 @@ def local_command(step: Step, api_url: str, redis_port: int) -> str | None:
     return command
 
 
-def run(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["bash", "-o", "pipefail", "-c", command],
-        env=env,
-        cwd=ROOT,
-        input="y\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def shows(expected: str | None, output: str) -> bool:
-    """`# shows: TEXT` holds when the output contains TEXT; a bare number (a count such
-    as `llen`) must be the whole output, or "0" would match "10"."""
-    if expected is None:
-        return bool(output.strip())
-    if expected.isdigit():
-        return output.strip() == expected
-    return expected in output
-
-
-def check_step(step: Step, command: str, env: dict[str, str]) -> str | None:
-    """None when the command does what the runbook says; else why not."""
-    deadline = time.monotonic() + RETRY_S
-    while True:
-        done = run(command, env)
-        output = done.stdout
-        if done.returncode == 0 and (command.startswith("export ") or shows(step.shows, output)):
-            return None
-        if time.monotonic() > deadline:
-            return (
-                f"line {step.line} [{step.section}] {step.command!r} ran as {command!r}: "
-                f"exit {done.returncode}, expected {step.shows!r}\n"
-                f"stdout: {output[-1500:]}\nstderr: {done.stderr[-1500:]}"
-            )
-        time.sleep(0.5)
-
-
 class Stages:
     """Puts the stack into the state a section describes, before its first command."""
 
     def __init__(self, stack: LiveStack, redis: RedisServer) -> None:
         self.stack = stack
         self.redis = redis
-        self.entered: list[str] = []
 
     def enter(self, section: str) -> None:
-        self.entered.append(section)
         stage = {
             "Scenario 2: Memory Exhaustion (OOM)": self.out_of_memory,
             "Scenario 4: Extended Outage (Fallback Mode)": self.redis_down,
@@ -242,28 +163,15 @@ def test_every_local_command_of_the_runbook(
     stack.make_dead_letter(DEAD_ID)
     env = {**stack.cli_env(), "TYPE": FAILING_TYPE, "ID": DEAD_ID}
 
-    stages = Stages(stack, fresh_redis)
-    failures: list[str] = []
-    ran: list[str] = []
-    for step in runbook_steps(RUNBOOK):
-        command = local_command(step, stack.url, fresh_redis.port)
-        if command is None:
-            continue
-        if not stages.entered or stages.entered[-1] != step.section:
-            stages.enter(step.section)
-        program = command.split()[0]
-        if shutil.which(program, path=env["PATH"]) is None and program != "export":
-            failures.append(f"line {step.line}: {command.split()[0]} is not installed")
-            continue
-        problem = check_step(step, command, env)
-        ran.append(command)
-        if problem is not None:
-            failures.append(problem)
-
-    assert not failures, "\n\n".join(failures)
+    ran, entered = run_runbook(
+        RUNBOOK,
+        lambda step: local_command(step, stack.url, fresh_redis.port),
+        Stages(stack, fresh_redis).enter,
+        env,
+    )
     staged = {"Scenario 2: Memory Exhaustion (OOM)", "Scenario 4: Extended Outage (Fallback Mode)",
               "Recovery Procedures", "Queues and Dead Letters", "Rollback Plan"}  # fmt: skip
-    assert staged <= set(stages.entered), "a staged section lost all its local commands"
+    assert staged <= set(entered), "a staged section lost all its local commands"
     assert len(ran) >= 35
     # The recovery really replayed or reconciled what the outage left behind.
     health = stack.health()

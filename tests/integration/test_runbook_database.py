@@ -6,7 +6,7 @@ Every command of the runbook's ```bash blocks that needs no Kubernetes runs, in 
 runbook's order, after the stack is put into the state its section is about: the primary
 stopped and started again for "Scenario 1", the primary killed for "Scenario 4" (whose
 commands promote the replica). Each must exit 0 and print its `# shows:` text
-(tests/integration/test_runbook.py's rules). Lines are made local, and nothing else:
+(tests/support/runbook.py's rules). Lines are made local, and nothing else:
 - `kubectl exec ... -- godel|psql|pg_isready ...` runs its in-pod part; psql and
   pg_isready get `-h/-p` of `postgres-0` (the primary: db-1, then db-2 once promoted);
   every other kubectl line is checked by tests/deploy/test_runbook_kubectl.py instead;
@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -29,11 +27,11 @@ import pytest
 
 from tests.harness import migrate
 from tests.integration.live_stack import ROOT, STACK
-from tests.integration.test_runbook import Step, check_step, runbook_steps
 from tests.servers import GODEL_BIN, GodelServer, PostgresServer, find_postgres_bin_dir
 from tests.support.godel_server import StartProcess, start_serve
 from tests.support.ledger import assert_exactly_once, drained
-from tests.support.postgres_replica import PostgresReplica, multi_host_url, replicated
+from tests.support.postgres_replica import PostgresReplica, multi_host_url
+from tests.support.runbook import Step, run_runbook
 from tests.support.settings import TOKEN
 from tests.support.wait import wait_until
 
@@ -61,7 +59,6 @@ class Stack:
         self.servers = {"db-1": primary, "db-2": replica}
         self.primary = primary
         self.acked: set[str] = set()
-        self.entered: list[str] = []
 
     def local_command(self, step: Step) -> str | None:
         command = step.command
@@ -88,7 +85,6 @@ class Stack:
         return r.status_code
 
     def enter(self, section: str) -> None:
-        self.entered.append(section)
         if section == "Scenario 1: PostgreSQL Pod Crash or Restart":
             self.primary.halt()
             assert self.post(5) == 503
@@ -97,14 +93,6 @@ class Stack:
             self.primary.crash()
             assert self.post(5) == 503
             self.primary = self.servers["db-2"]  # once the steps have promoted it
-
-
-@pytest.fixture
-def pair() -> Iterator[tuple[PostgresServer, PostgresReplica]]:
-    if find_postgres_bin_dir() is None:
-        pytest.skip("PostgreSQL binaries not found (scripts/setup-dev.sh installs them)")
-    with replicated(DB) as servers:
-        yield servers
 
 
 def shell_env(stack: Stack, database_url: str) -> dict[str, str]:
@@ -127,12 +115,12 @@ def test_runbook_structure() -> None:
 
 
 def test_every_local_command_of_the_database_runbook(
-    pair: tuple[PostgresServer, PostgresReplica],
+    pg_pair: tuple[PostgresServer, PostgresReplica],
     redis_url: str,
     run_process: StartProcess,
     tmp_path: Path,
 ) -> None:
-    primary, replica = pair
+    primary, replica = pg_pair
     url = multi_host_url(DB, primary, replica)
     migrate(url)
     settings = {**STACK, "database_url": url, "redis_url": redis_url, "workers": 1}
@@ -140,25 +128,9 @@ def test_every_local_command_of_the_database_runbook(
     assert stack.post(20) == 202
     env = shell_env(stack, url)
 
-    failures: list[str] = []
-    ran: list[str] = []
-    for step in runbook_steps(RUNBOOK):
-        command = stack.local_command(step)
-        if command is None:
-            continue
-        if not stack.entered or stack.entered[-1] != step.section:
-            stack.enter(step.section)
-        if shutil.which(command.split()[0], path=env["PATH"]) is None:
-            failures.append(f"line {step.line}: {command.split()[0]} is not installed")
-            continue
-        problem = check_step(step, command, env)
-        ran.append(command)
-        if problem is not None:
-            failures.append(problem)
-
-    assert not failures, "\n\n".join(failures)
+    ran, entered = run_runbook(RUNBOOK, stack.local_command, stack.enter, env)
     assert {"Scenario 1: PostgreSQL Pod Crash or Restart",
-            "Scenario 4: Primary Lost, Replica Promoted"} <= set(stack.entered)  # fmt: skip
+            "Scenario 4: Primary Lost, Replica Promoted"} <= set(entered)  # fmt: skip
     assert len(ran) >= 15, ran
     assert not replica.in_recovery()  # the runbook's own step promoted it
     assert stack.post(10) == 202

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import psycopg
 
 from tests.support.postgres_server import START_TIMEOUT_S, PostgresServer
-from tests.support.process import ProcessRunner, free_port
+from tests.support.process import free_port
 from tests.support.wait import wait_until
 
 
@@ -38,14 +38,7 @@ class PostgresReplica(PostgresServer):
             "--checkpoint=fast",
             "--no-sync",
         ]  # fmt: skip
-        backup = ProcessRunner(self.base_dir, "pg_basebackup")
-        backup.start(argv, {"LC_ALL": "C"}, cwd=self.base_dir, run_as=self._run_as)
-        try:
-            code = backup.wait(START_TIMEOUT_S)
-        finally:
-            backup.kill9()
-        if code != 0:
-            raise RuntimeError(f"pg_basebackup failed ({code}):\n{backup.log_tail()}")
+        self._run_tool(argv)
 
     def in_recovery(self) -> bool:
         with self.connect() as conn:

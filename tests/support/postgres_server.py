@@ -244,15 +244,21 @@ class PostgresServer:
             "--no-sync",  # a test cluster need not survive a power cut
             "--no-instructions",
         ]  # fmt: skip
-        # A ProcessRunner, not subprocess.run: initdb too must die with a killed test run.
-        initdb = ProcessRunner(self.base_dir, "initdb")
-        initdb.start(argv, {"LC_ALL": "C"}, cwd=self.base_dir, run_as=self._run_as)
+        self._run_tool(argv)
+
+    def _run_tool(self, argv: list[str]) -> None:
+        """Run a PostgreSQL program (initdb, pg_basebackup) to its end, as the server's user;
+        raise with its log when it fails."""
+        # A ProcessRunner, not subprocess.run: the tool too must die with a killed test run.
+        name = Path(argv[0]).name
+        tool = ProcessRunner(self.base_dir, name)
+        tool.start(argv, {"LC_ALL": "C"}, cwd=self.base_dir, run_as=self._run_as)
         try:
-            code = initdb.wait(START_TIMEOUT_S)
+            code = tool.wait(START_TIMEOUT_S)
         finally:
-            initdb.kill9()
+            tool.kill9()
         if code != 0:
-            raise RuntimeError(f"initdb failed ({code}):\n{initdb.log_tail()}")
+            raise RuntimeError(f"{name} failed ({code}):\n{tool.log_tail()}")
 
     def _argv(self) -> list[str]:
         argv = [

@@ -223,6 +223,37 @@ class ProcessRunner:
             _LIVE.discard(self)
 
 
+class Processes:
+    """ProcessRunners logging in one directory (a name taken again gets a suffix), all
+    stopped by `stop()`, last started first. Called as `processes(args, env=None,
+    name="proc", cwd=None, inherit_env=True)` -> a started ProcessRunner: the `run_process`
+    fixture's and the benchmarks' way to start processes (a godel_server.StartProcess)."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.runners: list[ProcessRunner] = []
+
+    def __call__(
+        self,
+        args: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        name: str = "proc",
+        cwd: Path | None = None,
+        inherit_env: bool = True,
+    ) -> ProcessRunner:
+        if any(runner.name == name for runner in self.runners):
+            name = f"{name}-{len(self.runners)}"
+        runner = ProcessRunner(self.log_dir, name)
+        self.runners.append(runner)
+        return runner.start(args, env, cwd=cwd, inherit_env=inherit_env)
+
+    def stop(self) -> None:
+        # ExitStack: one process failing to stop must not leave the others running.
+        with contextlib.ExitStack() as stops:
+            for runner in self.runners:
+                stops.callback(runner.stop)
+
+
 @atexit.register
 def _kill_leftovers() -> None:
     for runner in list(_LIVE):

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from godel import metrics
 from godel.api import (
@@ -30,6 +30,7 @@ from godel.api import (
     stream,
 )
 from godel.api import workers as workers_api
+from godel.api.asgi import HttpMiddleware, on_response_start
 from godel.api.auth import Authenticator, KeyRing
 from godel.api.deps import ApiState, api_state
 from godel.api.headers import SecurityHeaders
@@ -44,27 +45,19 @@ from godel.store import keys as store_keys
 log = logging.getLogger("godel.api")
 
 
-class TimingMiddleware:
+class TimingMiddleware(HttpMiddleware):
     """Records godel_http_request_duration_seconds by route template (bounded labels)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         status = 500
 
-        async def send_wrapper(message: Message) -> None:
+        def note_status(start: Message) -> None:
             nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
+            status = start["status"]
 
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, receive, on_response_start(send, note_status))
         finally:
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")

@@ -27,8 +27,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from godel.api.asgi import HttpMiddleware, on_response_start
 from godel.errors import (
     IdConflict,
     InvalidEvent,
@@ -181,30 +182,23 @@ def _handler(
     return handle
 
 
-class RequestContext:
+class RequestContext(HttpMiddleware):
     """Outermost: gives each request an id (`X-Request-ID`, kept from the client when
     sane) and turns any exception nothing else handled into a JSON 500 naming that id.
     The exception itself (SQL, hosts, users) goes to the log only."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         rid = _incoming_id(scope) or secrets.token_hex(8)
         scope.setdefault("state", {})["request_id"] = rid
         header = (REQUEST_ID_HEADER.encode(), rid.encode())
         started = False
 
-        async def send_with_id(message: Message) -> None:
+        def add_id(start: Message) -> None:
             nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                message["headers"] = [*message.get("headers", ()), header]
-            await send(message)
+            started = True
+            start["headers"] = [*start.get("headers", ()), header]
 
+        send_with_id = on_response_start(send, add_id)
         try:
             await self.app(scope, receive, send_with_id)
         except Exception:

@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from godel import metrics
+from godel.api.asgi import HttpMiddleware, on_response_start
 from godel.api.errors import answer
 from godel.config import Settings
 from godel.errors import InvalidEvent
@@ -116,18 +117,15 @@ class _Body:
         return message
 
 
-class RequestLimits:
+class RequestLimits(HttpMiddleware):
     """See the module docstring."""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
-        self.app = app
+        super().__init__(app)
         self.max_body = settings.max_body_bytes
         self.timeout_s = settings.body_timeout_s
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if "\x00" in scope["path"] or b"%00" in scope["query_string"]:
             await answer(send, 422, "the path or query holds a NUL character (%00)", scope)
             return
@@ -145,13 +143,12 @@ class RequestLimits:
         body = _Body(scope, receive, limit, self.timeout_s)
         started = False
 
-        async def watch(message: Message) -> None:
+        def note_start(start: Message) -> None:
             nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+            started = True
 
         try:
-            await self.app(scope, body.receive, watch)
+            await self.app(scope, body.receive, on_response_start(send, note_start))
         except (BodyTooLarge, BodyTimeout) as exc:  # raised outside any exception handler
             if started:
                 raise

@@ -139,6 +139,19 @@ def attention(
     return items
 
 
+# What "growing" says of each status, and what to do about it.
+GROWTH_TEXT = {
+    Status.DEAD: (
+        "Dead letters growing: +{grown:,} in the last {window} ({now:,} in all).",
+        "Read their last error below, fix the handler, then replay them.",
+    ),
+    Status.RETRYING: (
+        "Retries growing: +{grown:,} retrying in the last {window} ({now:,} in all).",
+        "See Retrying below: each shows its last error and next attempt.",
+    ),
+}
+
+
 def _growth(
     counts: dict[str, int], baseline: dict[str, Any] | None, redis_book: str
 ) -> list[dict[str, str]]:
@@ -147,28 +160,9 @@ def _growth(
         return []
     items = []
     window = f"{TREND_WINDOW_S:.0f} s"
-    dead, was_dead = counts.get(Status.DEAD, 0), baseline.get("dead")
-    if was_dead is not None and dead > was_dead:
-        items.append(
-            _item(
-                "warn",
-                "dead",
-                f"Dead letters growing: +{dead - was_dead:,} in the last {window} "
-                f"({dead:,} in all).",
-                "Read their last error below, fix the handler, then replay them.",
-                f"{redis_book}#dead-letters",
-            )
-        )
-    retrying, was_retrying = counts.get(Status.RETRYING, 0), baseline.get("retrying")
-    if was_retrying is not None and retrying > was_retrying:
-        items.append(
-            _item(
-                "warn",
-                "retrying",
-                f"Retries growing: +{retrying - was_retrying:,} retrying in the last {window} "
-                f"({retrying:,} in all).",
-                "See Retrying below: each shows its last error and next attempt.",
-                f"{redis_book}#dead-letters",
-            )
-        )
+    for status, (text, todo) in GROWTH_TEXT.items():
+        now, was = counts.get(status, 0), baseline.get(status.value)
+        if was is not None and now > was:
+            said = text.format(grown=now - was, window=window, now=now)
+            items.append(_item("warn", status.value, said, todo, f"{redis_book}#dead-letters"))
     return items

@@ -19,17 +19,9 @@ return items
 
 # Ack a batch (LREM each of ARGV[4...] once from this worker's processing list), then claim
 # as CLAIM does: one round trip between two batches instead of two.
-ACK_CLAIM = """
+ACK_CLAIM = f"""
 for i = 4, #ARGV do redis.call('LREM', KEYS[2], 1, ARGV[i]) end
-local items = redis.call('LRANGE', KEYS[1], -tonumber(ARGV[1]), -1)
-if #items > 0 then
-  redis.call('LTRIM', KEYS[1], 0, -#items - 1)
-  redis.call('RPUSH', KEYS[2], unpack(items))
-end
-local now = redis.call('TIME')
-redis.call('ZADD', KEYS[3], tonumber(now[1]) + tonumber(ARGV[2]), ARGV[3])
-return items
-"""
+{CLAIM.lstrip()}"""
 
 # Renew a lease (idle workers blocked in BLMOVE still need to look alive).
 HEARTBEAT = """
