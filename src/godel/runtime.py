@@ -158,6 +158,7 @@ class Runtime:
         await self.recovery.stop()
         await self.cache.close()
         await self.link.close()
+        await self.db.close_loop_writer()
         await asyncio.to_thread(self.db.close)
 
     async def _fold_counts(self) -> None:

@@ -20,14 +20,14 @@ from godel.errors import IdConflict, LedgerUnavailable, RedisUnavailable
 from godel.event import Event
 from godel.fastlane.queue import FastLane
 from godel.store import inserts, ledger
-from godel.store.database import BUSY, Database
+from godel.store.database import BUSY, LOOP_WRITERS, Database
 
 log = logging.getLogger("godel.ingest")
 # Up to this many rows commit on the event loop thread (about 0.1 ms); more go to a thread.
 INLINE_MAX_ROWS = 200
 # At most one LPUSH per this long while events keep committing (see Ingest._push_loop).
 PUSH_GAP_S = 0.001
-PG_COMMITS_IN_FLIGHT = 2  # group commits at once on PostgreSQL (the thread pool has 4)
+PG_COMMITS_IN_FLIGHT = LOOP_WRITERS  # group commits at once on PostgreSQL
 
 
 @functools.cache
@@ -164,11 +164,13 @@ class Ingest:
         self._waiting[:0] = retry
 
     async def _insert(self, rows: list[tuple[Event, bool]]) -> set[str]:
-        if self.db.is_sqlite and len(rows) <= INLINE_MAX_ROWS:
+        if not self.db.is_sqlite:  # on the event loop, no thread (store.loopwriter)
+            return await self.db.write_on_loop(inserts.insert_events_pg, rows)
+        if len(rows) <= INLINE_MAX_ROWS:
             done = self.db.write_inline(inserts.insert_events_raw, True, rows)
             if done is not BUSY:
                 return done
-        return await self.db.write_raw(inserts.insert_events_raw, self.db.is_sqlite, rows)
+        return await self.db.write_raw(inserts.insert_events_raw, True, rows)
 
     async def _push_loop(self) -> None:
         loop = asyncio.get_running_loop()

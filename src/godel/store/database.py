@@ -19,19 +19,27 @@ import enum
 import functools
 import re
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import quote
 
+import psycopg
 from sqlalchemy import Connection, Engine, create_engine, event, exc, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from godel.errors import ConfigError, LedgerRefused, LedgerUnavailable
+from godel.store.loopwriter import AsyncConn, LoopWriter
 
 T = TypeVar("T")
+P = ParamSpec("P")
+# prepare_threshold=None: psycopg would prepare a statement run 5 times, and PostgreSQL then
+# plans `id IN (...)` claims once, generically: a scan of every unfinished row per batch
+# (measured: processing at 1/20th of its speed). Unprepared, each is planned for its own ids.
+_PG_CONNECT_ARGS: dict[str, Any] = {"connect_timeout": 5, "prepare_threshold": None}
+LOOP_WRITERS = 2  # connections kept for the group commits on the loop (ingest's in flight)
 
 
 class Busy(enum.Enum):
@@ -130,11 +138,7 @@ class Database:
                     pool_size=threads + 2,
                     max_overflow=4,
                     pool_pre_ping=True,
-                    # prepare_threshold=None: psycopg would prepare a statement run 5 times,
-                    # and PostgreSQL then plans `id IN (...)` claims once, generically: a
-                    # scan of every unfinished row per batch (measured: processing at 1/20th
-                    # of its speed). Unprepared, each is planned for its own ids.
-                    connect_args={"connect_timeout": 5, "prepare_threshold": None},
+                    connect_args=_PG_CONNECT_ARGS,
                 )
                 self.read_engine = self.engine
                 event.listen(self.engine, "checkout", self._drop_if_stale)
@@ -152,6 +156,7 @@ class Database:
         )
         self._synchronous = sqlite_synchronous
         self._inline: sqlite3.Connection | None = None
+        self._loop_writer: LoopWriter | None = None
         self._stale = False  # a write found the server read-only: drop the pool
 
     def _drop_if_stale(self, _dbapi: Any, _entry: ConnectionPoolEntry, _proxy: Any) -> None:
@@ -210,6 +215,31 @@ class Database:
         SQLAlchemy's per-statement machinery: for the ingest hot path only."""
         result: T = await self._run_write(self._raw_tx, fn, *args)
         return result
+
+    async def write_on_loop(
+        self, fn: Callable[Concatenate[AsyncConn, P], Awaitable[T]], *args: P.args, **kw: P.kwargs
+    ) -> T:
+        """PostgreSQL only: run `async fn(async_connection, ...)` in one committed transaction
+        on the event loop (store.loopwriter): for the ingest's group commits only."""
+        if self._loop_writer is None:
+            cargs, cparams = self.engine.dialect.create_connect_args(self.engine.url)
+            if cargs:
+                raise ConfigError("unexpected positional connection arguments")
+            self._loop_writer = LoopWriter({**cparams, **_PG_CONNECT_ARGS}, size=LOOP_WRITERS)
+        try:
+            return await self._loop_writer.run(fn, *args, **kw)
+        except (psycopg.OperationalError, psycopg.InterfaceError) as err:
+            raise unavailable(str(err)) from err
+        except psycopg.Error as err:
+            if not read_only(err):
+                raise
+            self._stale = True
+            await self._loop_writer.close()
+            raise LedgerUnavailable(f"the database is read-only: {_cause(err)}") from err
+
+    async def close_loop_writer(self) -> None:
+        if self._loop_writer is not None:
+            await self._loop_writer.close()
 
     async def _run_write(self, fn: Callable[..., T], *args: Any) -> T:
         return await self._run(fn, *args, executor=self._writer)

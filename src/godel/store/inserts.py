@@ -43,7 +43,28 @@ def insert_events_raw(
     _check_batch_repeats(batch)
     if is_sqlite:
         return _insert_sqlite(dbapi_conn, batch)
-    now = time.time()
+    new = {row[0] for row in dbapi_conn.execute(_PG_INSERT, _pg_params(batch)).fetchall()}
+    known = _known(batch, new)
+    if known:
+        rows = dbapi_conn.execute(_PG_STORED, {"ids": known}).fetchall()
+        _check_stored(batch, {r[0]: _stored(r) for r in rows})
+    return new
+
+
+async def insert_events_pg(conn: Any, batch: Sequence[tuple[Event, bool]]) -> set[str]:
+    """`insert_events_raw` on PostgreSQL through psycopg's AsyncConnection (the group
+    commit on the event loop: store.loopwriter). The same statements and checks."""
+    _check_batch_repeats(batch)
+    cur = await conn.execute(_PG_INSERT, _pg_params(batch))
+    new = {row[0] for row in await cur.fetchall()}
+    known = _known(batch, new)
+    if known:
+        cur = await conn.execute(_PG_STORED, {"ids": known})
+        _check_stored(batch, {r[0]: _stored(r) for r in await cur.fetchall()})
+    return new
+
+
+def _pg_params(batch: Sequence[tuple[Event, bool]]) -> dict[str, Any]:
     cols: dict[str, list[Any]] = {
         k: [] for k in ("ids", "types", "agents", "payloads", "dispatched", "created")
     }
@@ -54,13 +75,12 @@ def insert_events_raw(
             strict=True,
         ):
             cols[key].append(value)
-    cur = dbapi_conn.execute(_PG_INSERT, {**cols, "now": now})
-    new = {row[0] for row in cur.fetchall()}
-    known = list({ev.id for ev, _ in batch if ev.id_from_client and ev.id not in new})
-    if known:
-        rows = dbapi_conn.execute(_PG_STORED, {"ids": known}).fetchall()
-        _check_stored(batch, {r[0]: _stored(r) for r in rows})
-    return new
+    return {**cols, "now": time.time()}
+
+
+def _known(batch: Sequence[tuple[Event, bool]], new: set[str]) -> list[str]:
+    """Client-made ids that were not new: they must name the stored event."""
+    return list({ev.id for ev, _ in batch if ev.id_from_client and ev.id not in new})
 
 
 def _stored(row: Any) -> Event:
