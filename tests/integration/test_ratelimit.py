@@ -163,3 +163,29 @@ async def test_a_lease_spares_redis_a_call_per_request(ledger_url: str, redis_ur
         assert float(state["tokens"]) == pytest.approx(5000 - 1 - 50, abs=2)
     finally:
         client.close()
+
+
+async def test_a_storm_is_refused_without_a_redis_call_each(
+    ledger_url: str, redis_url: str
+) -> None:
+    """After the first refusal the agent's next requests are refused in the process (what
+    Redis would answer, proven by the refill since): a refusal must cost less than an
+    acceptance, or a storm of them slows every other agent (bench rows 10a-10c)."""
+    import redis
+
+    settings = make_settings(ledger_url, redis_url, agent_rate_per_s=SLOW, agent_burst=5)
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        async with running(settings, workers=0) as h:
+            assert (await h.post(ping("storm", 5))).status_code == 202
+            client.config_resetstat()
+            answers = [await h.post(ping("storm")) for _ in range(40)]
+            evals = client.info("commandstats").get("cmdstat_eval", {}).get("calls", 0)
+            assert {r.status_code for r in answers} == {429}
+            assert all(int(r.headers["Retry-After"]) >= 1 for r in answers)
+            assert (await h.post(ping("calm"))).status_code == 202  # others go on
+            assert await h.counts() == {"queued": 6}
+        # One rate-limit call for the first refusal, not 40 (the rest are the upkeep's).
+        assert evals <= 8, evals
+    finally:
+        client.close()

@@ -42,6 +42,8 @@ class Shortfall:
 
     bucket: Bucket
     wait_s: float
+    # Each bucket's own wait, in the request's order (0: it had enough); empty when unknown.
+    waits_s: tuple[float, ...] = ()
 
 
 class RedisBuckets:
@@ -74,4 +76,5 @@ class RedisBuckets:
             raise RedisUnavailable("ratelimit", type(exc).__name__) from exc
         if int(index) == 0:
             return [int(n) for n in granted]
-        return Shortfall(buckets[int(index) - 1], int(wait_ms) / 1000)
+        waits = tuple(int(ms) / 1000 for ms in granted)  # a refusal: each bucket's wait
+        return Shortfall(buckets[int(index) - 1], int(wait_ms) / 1000, waits)

@@ -92,9 +92,10 @@ return removed
 # rate (tokens per second), burst (capacity), cost, extra. A missing bucket is full.
 # When every bucket has its cost, all costs are taken, plus from each bucket up to `extra`
 # more tokens it can spare (a lease the caller spends locally); returns {0, 0, extra_1,
-# ...}. Else nothing is taken and it returns {i, wait_ms}: the first bucket (1-based) that
-# is short, and the longest wait of any short one. Redis's clock, not the callers': every
-# API instance sees the same time.
+# ...}. Else nothing is taken and it returns {i, wait_ms, wait_ms_1, ...}: the first bucket
+# (1-based) that is short, the longest wait of any short one, and each bucket's own wait (0
+# for one that had enough). Redis's clock, not the callers': every API instance sees the
+# same time.
 RATE_LIMIT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -114,7 +115,13 @@ for i = 1, #KEYS do
   end
   levels[i] = tokens - cost
 end
-if short > 0 then return {short, wait} end
+if short > 0 then
+  local reply = {short, wait}
+  for i = 1, #KEYS do
+    reply[i + 2] = math.max(0, math.ceil(-levels[i] * 1000 / tonumber(ARGV[4 * i - 3])))
+  end
+  return reply
+end
 local granted = {0, 0}
 for i = 1, #KEYS do
   local rate = tonumber(ARGV[4 * i - 3])

@@ -8,7 +8,9 @@ request, whatever the number of agents in it, and most requests need none: each 
 takes a small lease of tokens ahead (LEASE_OF_BURST of the burst, at most LEASE_OF_RATE_S
 of the rate), which this process spends without a round trip for up to LEASE_TTL_S.
 Leased tokens come out of the shared bucket, so the limit is never exceeded; unspent ones
-lapse (the instances together may admit up to one lease each less than the limit).
+lapse (the instances together may admit up to one lease each less than the limit). A
+refusal is remembered (Refusals): the agent's next requests are refused here until the
+bucket can have refilled enough, without a round trip.
 
 When Redis cannot answer, each process decides with buckets of its own: the limit then
 holds per process (N instances let N times the rate through), and ingest never waits
@@ -64,6 +66,50 @@ class Leases:
             self._held = {k: v for k, v in self._held.items() if v[1] > now}
 
 
+class Refusals:
+    """Buckets the shared script found short, remembered with how many tokens they had
+    then, so that an agent that keeps sending is refused here, without a round trip: a
+    refusal must cost less than an acceptance, or a storm of them still slows everyone.
+
+    Exact, not a guess: a shared bucket refills at its rate and only loses tokens otherwise
+    (other instances take; lapsed leases are not given back), so its level now is at most
+    the level it had plus the refill since. What that bound cannot pay for, Redis would
+    refuse as well; anything else goes to Redis. The level is taken from the script's wait,
+    rounded up to a millisecond (so read as the most it can have been) and dated from
+    before the call (so the refill counted is the most there can have been)."""
+
+    def __init__(self, max_buckets: int = LEASES_MAX) -> None:
+        self.max_buckets = max_buckets
+        self._short: dict[str, tuple[float, float]] = {}  # key -> (at most these tokens, at)
+
+    def note(self, buckets: Sequence[Bucket], short: Shortfall, asked_at: float) -> None:
+        for b, wait_s in zip(buckets, short.waits_s, strict=False):
+            if wait_s > 0:
+                self._short.pop(b.key, None)  # the newest last: the oldest go first
+                self._short[b.key] = (b.cost - (wait_s - 0.001) * b.rate_per_s, asked_at)
+        while len(self._short) > self.max_buckets:  # a forgotten one is asked of Redis
+            del self._short[next(iter(self._short))]
+
+    def check(self, buckets: Sequence[Bucket], now: float) -> Shortfall | None:
+        """The refusal Redis would give, when this bound alone proves it; else None."""
+        if not self._short:
+            return None
+        first: Bucket | None = None
+        wait_s = 0.0
+        for b in buckets:
+            noted = self._short.get(b.key)
+            if noted is None:
+                continue
+            most, at = noted
+            tokens = most + (now - at) * b.rate_per_s
+            if tokens >= b.burst:
+                del self._short[b.key]  # full again: nothing left to prove
+            elif tokens < b.cost:
+                first = first or b
+                wait_s = max(wait_s, (b.cost - tokens) / b.rate_per_s)
+        return None if first is None else Shortfall(first, wait_s)
+
+
 def lease_size(b: Bucket) -> int:
     return int(min(b.burst * LEASE_OF_BURST, b.rate_per_s * LEASE_OF_RATE_S))
 
@@ -108,6 +154,7 @@ class RateLimiter:
         self.shared = RedisBuckets(link)
         self.local = LocalBuckets()
         self.leases = Leases()
+        self.refusals = Refusals()
 
     @property
     def enabled(self) -> bool:
@@ -142,6 +189,9 @@ class RateLimiter:
         now = time.monotonic()
         if self.leases.spend(buckets, now):
             return
+        known = self.refusals.check(buckets, now)
+        if known is not None:
+            raise refusal(known)
         try:
             taken = await self.shared.take([replace(b, extra=lease_size(b)) for b in buckets])
         except RedisUnavailable:
@@ -151,6 +201,7 @@ class RateLimiter:
                 raise refusal(short) from None
             return
         if isinstance(taken, Shortfall):
+            self.refusals.note(buckets, taken, now)
             raise refusal(taken)
         self.leases.keep(buckets, taken, now)
 

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from godel.fastlane.ratelimit import Bucket
-from godel.pipeline.ratelimit import LEASE_TTL_S, Leases, LocalBuckets, lease_size, refusal
+from godel.pipeline.ratelimit import (
+    LEASE_TTL_S,
+    Leases,
+    LocalBuckets,
+    Refusals,
+    lease_size,
+    refusal,
+)
 
 
 def bucket(cost: int, name: str = "a", rate: float = 10.0, burst: int = 20) -> Bucket:
@@ -49,3 +56,29 @@ def test_leases_are_spent_whole_and_lapse() -> None:
 def test_lease_size_is_small_against_burst_and_rate() -> None:
     assert lease_size(Bucket("agent", "a", 1000.0, 5000, 1)) == 50
     assert lease_size(Bucket("agent", "a", 0.01, 20, 1)) == 0  # exact when slow
+
+
+def test_a_refusal_is_remembered_only_as_far_as_it_proves_one() -> None:
+    from godel.fastlane.ratelimit import Shortfall
+
+    refusals = Refusals()
+    # Redis refused 5 events for "a" (rate 10/s): 0.3 s to wait, so it had 2 tokens at most.
+    refusals.note([bucket(5), bucket(1, "b")], Shortfall(bucket(5), 0.3, (0.3, 0.0)), 0.0)
+    short = refusals.check([bucket(5)], now=0.1)  # at most 3 tokens by now
+    assert short is not None and short.bucket.name == "a"
+    assert abs(short.wait_s - 0.2) < 0.01
+    assert refusals.check([bucket(1, "b")], now=0.1) is None  # b had enough: not noted
+    assert refusals.check([bucket(3)], now=0.1) is None  # 3 may be there: Redis decides
+    assert refusals.check([bucket(5)], now=0.31) is None  # refilled enough: Redis decides
+    assert refusals.check([bucket(5)], now=5.0) is None  # full: forgotten
+    assert not refusals._short
+
+
+def test_remembered_refusals_are_bounded() -> None:
+    from godel.fastlane.ratelimit import Shortfall
+
+    refusals = Refusals(max_buckets=2)
+    for name in ("a", "b", "c"):
+        refusals.note([bucket(5, name)], Shortfall(bucket(5, name), 1.0, (1.0,)), 0.0)
+    assert refusals.check([bucket(5, "a")], now=0.0) is None  # forgotten first
+    assert refusals.check([bucket(5, "c")], now=0.0) is not None
