@@ -21,6 +21,7 @@ from bench.rows_pg import bench_pg_http, bench_pg_ingest, bench_pg_process, benc
 from bench.rows_process import bench_process
 from bench.rows_scaling import bench_scaling
 from bench.rows_serve import bench_serve
+from bench.rows_storm import bench_storm
 from bench.stats import Result, Status
 
 Bench = Callable[[Context], list[Result]]
@@ -31,6 +32,7 @@ BENCHMARKS: dict[str, list[Bench]] = {
     "http": [bench_http],
     "process": [bench_process],
     "serve": [bench_serve],  # rows 3c and 9a-9c: wrk, the default topology, FastAPI + arq
+    "storm": [bench_storm],  # rows 10a-10c: other agents' latency while one agent storms
     "fallback": [bench_fallback],
     "replay": [bench_replay],  # rows 6 and 7a (one run gives both)
     "memory": [bench_replay, bench_cache],  # rows 7a and 7b

@@ -41,6 +41,16 @@ class Sizes:
     pg_process_n: int  # P4: events drained by one `godel worker --burst`
     pg_replay_n: int  # P6: events accepted in fallback, then replayed
     health_rows: int  # 12: ledger rows under /health's counts
+    storm_window_s: float  # 10a-10c: seconds the probe is timed per window
+    # 10b, 10c: the storm runs at least this long before the probe's clock starts, and with
+    # limits on until the storming agent was first refused (its burst spent; at most
+    # storm_lead_max_s, else the row fails)
+    storm_lead_s: float
+    storm_lead_max_s: float
+    storm_warm_s: float  # the probe's warm-up at its rate, before the storm starts
+    storm_probe_rate: float  # probe requests per second (open loop)
+    storm_probe_agents: int  # agent ids the probe rotates over
+    storm_connections: int  # wrk connections of the storming agent
 
 
 QUICK = Sizes(
@@ -68,6 +78,13 @@ QUICK = Sizes(
     pg_process_n=5000,
     pg_replay_n=5000,
     health_rows=30_000,
+    storm_window_s=2.0,
+    storm_lead_s=1.0,
+    storm_lead_max_s=30.0,
+    storm_warm_s=0.5,
+    storm_probe_rate=200.0,
+    storm_probe_agents=50,
+    storm_connections=16,
 )
 # The suite's smoke run (tests/bench): every row once, at the quick sizes or below; it checks
 # the harness and that Godel loses nothing, not the figures (one repetition: no medians).
@@ -90,6 +107,9 @@ SMOKE = dataclasses.replace(
     pg_process_n=10_000,
     pg_replay_n=2000,
     health_rows=5000,
+    storm_window_s=0.5,
+    storm_lead_s=0.5,
+    storm_warm_s=0.2,
 )
 FULL = Sizes(
     reps=3,
@@ -116,6 +136,13 @@ FULL = Sizes(
     pg_process_n=20_000,
     pg_replay_n=100_000,
     health_rows=300_000,
+    storm_window_s=8.0,
+    storm_lead_s=1.0,
+    storm_lead_max_s=30.0,
+    storm_warm_s=0.5,
+    storm_probe_rate=200.0,
+    storm_probe_agents=50,
+    storm_connections=16,
 )
 
 

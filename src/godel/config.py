@@ -121,6 +121,14 @@ class Settings(BaseSettings):
         default=0.0, ge=0, description="Events per second per API key (0: no limit)."
     )
     key_burst: int = Field(default=5000, ge=1, description="Events a key may send at once.")
+    rate_limit_hold_ms: float = Field(
+        default=200.0,
+        ge=0,
+        le=10_000,
+        description="A rate limit's 429 is sent this late (never later than its Retry-After): "
+        "a client that resends at once is slowed to its connections' pace instead of taking "
+        "the CPU other agents need (0: at once).",
+    )
     ingest_commit_max_rows: int = Field(default=2000, ge=1)
     worker_batch_size: int = Field(default=100, ge=1, le=10_000)
     worker_linger_ms: float = Field(

@@ -4,6 +4,7 @@ shared by API instances through Redis, per process while Redis is away."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -189,3 +190,37 @@ async def test_a_storm_is_refused_without_a_redis_call_each(
         assert evals <= 8, evals
     finally:
         client.close()
+
+
+async def test_a_refusal_is_held_before_it_is_sent(ledger_url: str, redis_url: str) -> None:
+    """GODEL_RATE_LIMIT_HOLD_MS: a 429 goes out no sooner than the hold, so a client that
+    resends at once sends one request per connection per hold; accepted events are not
+    held, and a hold is never longer than the Retry-After it answers."""
+    settings = make_settings(
+        ledger_url, redis_url, agent_rate_per_s=SLOW, agent_burst=5, rate_limit_hold_ms=300
+    )
+    async with running(settings, workers=0) as h:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert (await h.post(ping("held", 5))).status_code == 202
+        accepted_s = loop.time() - started
+        started = loop.time()
+        refusals = await asyncio.gather(*(h.post(ping("held")) for _ in range(3)))
+        held_s = loop.time() - started
+        assert {r.status_code for r in refusals} == {429}
+        assert held_s >= 0.3  # concurrent: held side by side, not one after another
+        assert accepted_s < 0.3 <= held_s
+
+
+async def test_a_hold_is_never_longer_than_the_retry_after(ledger_url: str, redis_url: str) -> None:
+    settings = make_settings(
+        ledger_url, redis_url, agent_rate_per_s=10, agent_burst=5, rate_limit_hold_ms=3000
+    )
+    async with running(settings, workers=0) as h:
+        assert (await h.post(ping("brief", 5))).status_code == 202
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        r = await h.post(ping("brief"))  # 0.1 s short: Retry-After 1
+        elapsed = loop.time() - started
+        assert r.status_code == 429 and r.headers["Retry-After"] == "1"
+        assert 1.0 <= elapsed < 3.0

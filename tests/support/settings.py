@@ -28,6 +28,7 @@ FAST: Mapping[str, Any] = MappingProxyType(
         "worker_lease_s": 2.0,
         "retry_backoff_base_ms": 20,
         "retry_backoff_max_ms": 100,
+        "rate_limit_hold_ms": 0,  # tests/integration/test_ratelimit.py checks the hold
         "embedded_redis": False,
     }
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from datetime import datetime
 from typing import Annotated, Any
@@ -125,6 +126,10 @@ async def accept_events(request: Request) -> ORJSONResponse:
         ack = await rt.ingest.submit(events)
     except (InvalidEvent, RateLimited) as exc:
         metrics.EVENTS_REFUSED.labels(refusal_reason(exc)).inc(len(events) or 1)
+        if isinstance(exc, RateLimited) and s.rate_limit_hold_ms > 0:
+            # Held, not served: a storm's closed loop (resend on each 429) then sends one
+            # request per connection per hold, and the event loop stays with other agents.
+            await asyncio.sleep(min(s.rate_limit_hold_ms / 1000, exc.retry_after_s))
         raise
     content: dict[str, Any] = {
         "ids": ack.ids,
