@@ -20,6 +20,7 @@ from godel.api.headers import CSP
 from tests.harness import TOKEN, make_settings, migrate
 from tests.servers import GodelServer, RedisServer, start_serve
 from tests.support.settings import fast_settings
+from tests.support.wait import wait_until
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 MIB = 1024 * 1024
@@ -267,3 +268,34 @@ async def test_no_secret_in_503_bodies_or_health(redis_url: str) -> None:
     for answer in (posted, listed, health):
         for secret in ("pg-pw-9", "redis-pw-9", "dbuser-7", str(port)):
             assert secret not in answer.text, (secret, answer.text)
+
+
+def test_past_the_connection_cap_a_json_503_at_once(
+    run_process: Any, tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """GODEL_MAX_CONNECTIONS: two idle connections fill a cap of 2; a request on a third is
+    answered 503 in JSON at once (uvicorn's own answer is plain text) and closed; once they
+    go, requests are served again."""
+    settings = fast_settings(f"sqlite:///{tmp_path}/godel.db", redis_server.url, max_connections=2)
+    server = start_serve(run_process, tmp_path / "serve", settings)
+    held = [connect(server), connect(server)]
+    try:
+        extra = connect(server)
+        extra.sendall(b"GET /health/live HTTP/1.1\r\nHost: godel\r\n\r\n")
+        status, headers, body = read_answer(extra)
+        assert status == 503 and headers["content-type"] == "application/json", headers
+        assert orjson.loads(body)["error"] == "over_capacity"
+        assert headers["retry-after"] == "1" and headers["connection"] == "close"
+        assert headers["x-content-type-options"] == "nosniff"
+        assert extra.recv(1) == b""  # closed
+        extra.close()
+        for sock in held:
+            sock.close()  # the server sees them go a moment later
+        wait_until(
+            lambda: httpx.get(server.url + "/health/live", timeout=10).status_code == 200,
+            10,
+            "a request served once a connection closed",
+        )
+    finally:
+        for sock in held:
+            sock.close()

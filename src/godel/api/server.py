@@ -7,11 +7,15 @@ response; live streams would hold shutdown until the graceful timeout. This Serv
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from godel.api.deps import api_state
+from godel.api.headers import HEADERS
 
 
 class ApiServer(uvicorn.Server):
@@ -55,7 +59,7 @@ def protocol_with_header_timeout(timeout_s: float) -> type[asyncio.Protocol]:
 
         def on_headers_complete(self) -> None:
             self._disarm()
-            super().on_headers_complete()
+            _complete_headers(self, super().on_headers_complete)
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
@@ -83,6 +87,49 @@ def protocol_with_header_timeout(timeout_s: float) -> type[asyncio.Protocol]:
             self.transport.close()
 
     return HeaderTimeoutProtocol
+
+
+def _over_limit(protocol: Any) -> bool:
+    """uvicorn's own test for its 503 (httptools_impl.on_headers_complete)."""
+    limit = protocol.limit_concurrency
+    return limit is not None and (
+        len(protocol.connections) >= limit or len(protocol.tasks) >= limit
+    )
+
+
+def _complete_headers(protocol: Any, complete: Callable[[], None]) -> None:
+    """uvicorn's on_headers_complete. Past GODEL_MAX_CONNECTIONS its own answer is a
+    plain-text 503; ours is the same 503 at once, in JSON: uvicorn is told there is no
+    limit for this one request, and the app that answers it is `over_capacity`."""
+    if not _over_limit(protocol):
+        complete()
+        return
+    app, limit = protocol.app, protocol.limit_concurrency
+    protocol.app, protocol.limit_concurrency = over_capacity, None
+    try:
+        complete()
+    finally:
+        protocol.app, protocol.limit_concurrency = app, limit
+    protocol.logger.warning("Exceeded concurrency limit (GODEL_MAX_CONNECTIONS)")
+
+
+OVER_CAPACITY_BODY = (
+    b'{"error":"over_capacity","detail":"this instance has GODEL_MAX_CONNECTIONS open '
+    b'connections and requests; retry shortly"}'
+)
+
+
+async def over_capacity(scope: Scope, receive: Receive, send: Send) -> None:
+    """The answer past GODEL_MAX_CONNECTIONS: 503 and the connection closed, at once."""
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", b"%d" % len(OVER_CAPACITY_BODY)),
+        (b"retry-after", b"1"),
+        (b"connection", b"close"),
+        *HEADERS,
+    ]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": OVER_CAPACITY_BODY, "more_body": False})
 
 
 HEADER_TIMEOUT_BODY = (
