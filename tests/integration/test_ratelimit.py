@@ -224,3 +224,17 @@ async def test_a_hold_is_never_longer_than_the_retry_after(ledger_url: str, redi
         elapsed = loop.time() - started
         assert r.status_code == 429 and r.headers["Retry-After"] == "1"
         assert 1.0 <= elapsed < 3.0
+
+
+async def test_a_burst_of_requests_waits_for_redis_connections(
+    ledger_url: str, redis_url: str
+) -> None:
+    """300 requests at once from 300 agents: each asks the shared buckets, more at once
+    than the Redis pool has connections. They wait for one; the pool is never exhausted,
+    which redis-py reports as an error the Link would take for an outage."""
+    settings = make_settings(ledger_url, redis_url)  # the default limits
+    async with running(settings, workers=0) as h:
+        answers = await asyncio.gather(*(h.post(ping(f"burst-{i}")) for i in range(300)))
+        assert {r.status_code for r in answers} == {202}
+        assert h.rt.link.connected, h.rt.link.describe()
+        assert await h.counts() == {"queued": 300}

@@ -31,7 +31,7 @@ from godel.config import Settings
 from godel.errors import FastLaneClosed, RedisTimeout, RedisUnavailable
 from godel.fastlane.address import RedisMode, parse_redis_url
 from godel.fastlane.errors import REDIS_ERRORS, outage
-from godel.fastlane.topology import Topology, disconnect
+from godel.fastlane.topology import MAX_CONNECTIONS, Topology, disconnect
 
 log = logging.getLogger("godel.link")
 T = TypeVar("T")
@@ -90,6 +90,12 @@ class Link:
         if blocking_client is None:
             blocking_client = client if client is not None else self.topology.client(blocking=True)
         self.blocking_redis = blocking_client
+        # One slot per pooled connection: a burst of calls (hundreds of requests at once,
+        # each asking the rate limits) waits for a free connection instead of exhausting
+        # the pool, which redis-py reports as MaxConnectionsError: an outage to the Link.
+        # Two connections are left to the probe, which uses the client directly.
+        self._slots = asyncio.Semaphore(MAX_CONNECTIONS - 2)
+        self._blocking_slots = asyncio.Semaphore(MAX_CONNECTIONS)
         # Asks "are you there?" after a timeout; None: a fresh client each time.
         self._confirm_client = confirm_client if confirm_client is not None else client
         self._confirming: asyncio.Task[bool] | None = None
@@ -133,8 +139,10 @@ class Link:
         return await self._run(fn, self.redis)
 
     async def _run(self, fn: Callable[[Redis], Awaitable[T]], client: Redis) -> T:
+        slots = self._blocking_slots if client is self.blocking_redis else self._slots
         try:
-            return await fn(client)
+            async with slots:
+                return await fn(client)
         except REDIS_ERRORS as exc:
             _reraise_cancellation(exc)
             err = outage(exc)

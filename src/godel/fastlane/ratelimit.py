@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis import exceptions as rex
 from redis.asyncio import Redis
 
 from godel.errors import RedisUnavailable
@@ -71,7 +70,9 @@ class RedisBuckets:
             index, wait_ms, *granted = await self.link.call(run)
         except RedisUnavailable:
             raise
-        except rex.RedisError as exc:  # not an outage: e.g. an ACL without HMGET
+        except Exception as exc:  # not an outage: an ACL without HMGET, a client's bug
+            # The limit must never make ingest depend on Redis: whatever went wrong, this
+            # process decides alone, as while Redis is away.
             log.warning("rate limit script failed (%s); deciding per process", type(exc).__name__)
             raise RedisUnavailable("ratelimit", type(exc).__name__) from exc
         if int(index) == 0:
