@@ -218,6 +218,42 @@ def _replay_rep(
     out.setdefault("recover_answers", []).append(answer)  # type: ignore[arg-type]
 
 
+REPLAY_FIGURES = (
+    "replay_rate",
+    "replay_s",
+    "events",
+    "fallback_ingest_rate",
+    "rss_before",
+    "rss_growth",
+    "bytes_per_event",
+)
+
+
+def replay_reps(
+    ctx: Context,
+    label: str,
+    ledgers: Callable[[], AbstractContextManager[Ledger]] = fresh_ledger,
+    n: int | None = None,
+) -> dict[str, list[float]]:
+    """The repetitions of row 6 (P6 on PostgreSQL): each figure of each repetition."""
+    out: dict[str, list[float]] = {k: [] for k in REPLAY_FIGURES}
+    for _ in range(ctx.sizes.reps):
+        ctx.log(f"{label}: replay repetition")
+        _replay_rep(ctx, out, ledgers, n)
+    return out
+
+
+def replay_figures(res: Result, out: dict[str, list[float]], n: int) -> None:
+    """Row 6's (and P6's) figure, details and note from `replay_reps`."""
+    res.godel = Stat.of(out["replay_rate"], RATE)
+    res.details = {k: out[k] for k in ("replay_s", "events", "fallback_ingest_rate")}
+    res.details["recover_answers"] = out.get("recover_answers", [])
+    t100k = 100_000 / res.godel.median
+    res.note += (
+        f"{statistics_median(out['replay_s']):.2f} s for {n:,}; projected {t100k:.2f} s for 100k. "
+    )
+
+
 def bench_replay(ctx: Context) -> list[Result]:
     n = ctx.sizes.replay_n
     replay = Result(
@@ -232,31 +268,10 @@ def bench_replay(ctx: Context) -> list[Result]:
         "flat: ≤ 16 MiB growth",
         **_topology(ctx),
     )
-    out: dict[str, list[float]] = {
-        k: []
-        for k in (
-            "replay_rate",
-            "replay_s",
-            "events",
-            "fallback_ingest_rate",
-            "rss_before",
-            "rss_growth",
-            "bytes_per_event",
-        )
-    }
 
     def run() -> None:
-        for _ in range(ctx.sizes.reps):
-            ctx.log("replay: repetition")
-            _replay_rep(ctx, out)
-        replay.godel = Stat.of(out["replay_rate"], RATE)
-        replay.details = {k: out[k] for k in ("replay_s", "events", "fallback_ingest_rate")}
-        replay.details["recover_answers"] = out.get("recover_answers", [])
-        t100k = 100_000 / replay.godel.median
-        replay.note += (
-            f"{statistics_median(out['replay_s']):.2f} s for {n:,}; "
-            f"projected {t100k:.2f} s for 100k. "
-        )
+        out = replay_reps(ctx, "replay")
+        replay_figures(replay, out, n)
         memory.godel = Stat.of(out["rss_growth"], "MiB")
         memory.peers["RSS before"] = Stat.of(out["rss_before"], "MiB")
         memory.note += f"{statistics_median(out['bytes_per_event']):.0f} B/event. "

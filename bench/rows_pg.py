@@ -15,7 +15,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from bench.common import RATE, arq_enqueue, godel_reps, guarded, judge, peer_stat, ratio
+from bench.common import arq_enqueue, godel_reps, guarded, judge, peer_stat, ratio
 from bench.context import Context
 from bench.godel_side import Ledger, fresh_pg_ledger
 from bench.rows_ingest import (
@@ -25,7 +25,7 @@ from bench.rows_ingest import (
     _publish_one,
     producer_row,
 )
-from bench.rows_outage import REPLAY_TARGET, _replay_rep
+from bench.rows_outage import REPLAY_TARGET, replay_figures, replay_reps
 from bench.rows_process import _godel_rep, arq_processing
 from bench.rows_serve import PEER, run_rows
 from bench.stats import Result, Stat
@@ -159,26 +159,9 @@ def bench_pg_replay(ctx: Context) -> list[Result]:
         ledger="postgresql",
         client=f"python-{ctx.http_client}",
     )
-    out: dict[str, list[float]] = {
-        k: []
-        for k in (
-            "replay_rate",
-            "replay_s",
-            "events",
-            "fallback_ingest_rate",
-            "rss_before",
-            "rss_growth",
-            "bytes_per_event",
-        )
-    }
 
     def run() -> None:
-        ledgers = _ledgers(ctx)
-        for _ in range(ctx.sizes.reps):
-            ctx.log("postgresql: replay repetition")
-            _replay_rep(ctx, out, ledgers, n)
-        res.godel = Stat.of(out["replay_rate"], RATE)
-        res.details = {k: out[k] for k in ("replay_s", "events", "fallback_ingest_rate")}
+        replay_figures(res, replay_reps(ctx, "postgresql", _ledgers(ctx), n), n)
 
     guarded(ctx, [res], run)
     judge(res, res.godel is not None and res.godel.median >= REPLAY_TARGET)

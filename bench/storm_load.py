@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import math
 import shutil
 import signal
@@ -32,6 +31,7 @@ from typing import Any
 
 import orjson
 
+from bench import wrk
 from bench.godel_side import ADMIN_TOKEN, EVENT_TYPE
 from bench.http_load import RawConn
 from bench.wrk import WrkUnavailable
@@ -131,11 +131,7 @@ def finish_storm(storm: Storm, timeout_s: float = 60) -> StormRun:
     if storm.proc.poll() is not None:
         raise StormEnded(f"wrk ended after {time.monotonic() - storm.started_at:.1f} s by itself")
     storm.proc.send_signal(signal.SIGINT)
-    out, _ = storm.proc.communicate(timeout=timeout_s)
-    lines = [ln for ln in out.splitlines() if ln.startswith("{")]
-    if storm.proc.returncode != 0 or not lines:
-        raise RuntimeError(f"wrk exited {storm.proc.returncode}: {out[-600:]}")
-    s = json.loads(lines[-1])
+    s = wrk.summary(storm.proc, timeout_s)
     return StormRun(
         agent=storm.agent,
         connections=storm.connections,

@@ -123,23 +123,28 @@ def start(url: str, connections: int, duration_s: float, per_request: int) -> St
     return Started(proc, connections, per_request)
 
 
-def finish(started: Started, timeout_s: float = 120) -> WrkRun:
-    proc = started.proc
+def summary(proc: subprocess.Popen[str], timeout_s: float) -> dict[str, Any]:
+    """Wait for wrk and read the JSON line its Lua `done` hook printed last."""
     out, _ = proc.communicate(timeout=timeout_s)
     lines = [ln for ln in out.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"wrk exited {proc.returncode}: {out[-600:]}")
-    summary = json.loads(lines[-1])
+    found: dict[str, Any] = json.loads(lines[-1])
+    return found
+
+
+def finish(started: Started, timeout_s: float = 120) -> WrkRun:
+    s = summary(started.proc, timeout_s)
     return WrkRun(
         connections=started.connections,
         per_request=started.per_request,
-        requests=int(summary["requests"]),
-        duration_s=summary["duration_us"] / 1e6,
-        non_2xx=int(summary["non_2xx"]),
-        socket_errors=int(summary["socket_errors"]),
-        latency_mean_s=summary["latency_mean_us"] / 1e6,
-        latency_p99_s=summary["latency_p99_us"] / 1e6,
-        latency_max_s=summary["latency_max_us"] / 1e6,
+        requests=int(s["requests"]),
+        duration_s=s["duration_us"] / 1e6,
+        non_2xx=int(s["non_2xx"]),
+        socket_errors=int(s["socket_errors"]),
+        latency_mean_s=s["latency_mean_us"] / 1e6,
+        latency_p99_s=s["latency_p99_us"] / 1e6,
+        latency_max_s=s["latency_max_us"] / 1e6,
     )
 
 
