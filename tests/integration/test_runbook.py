@@ -10,7 +10,7 @@ the text of the `# shows:` comment under it (a bare number: exactly that output)
 command without one must print something.
 
 How lines are made local (and nothing else is changed):
-- `http://api.godel.local` becomes the test API's URL;
+- `https://api.godel.local` becomes the test API's URL;
 - `redis-cli` gets `-p <port>` of the test redis-server;
 - `kubectl exec redis-0 ... -- redis-cli ...` runs its in-pod part, the `redis-cli ...`
   with any pipe after it, locally; every other kubectl line is checked against k8s/ by
@@ -46,7 +46,7 @@ from tests.servers import RedisServer
 from tests.support.runbook import Step, run_runbook, runbook_steps
 
 RUNBOOK = ROOT / "docs" / "runbooks" / "REDIS_OUTAGE.md"
-PUBLIC_URL = "http://api.godel.local"
+PUBLIC_URL = "https://api.godel.local"
 DEAD_ID = "runbook-dead-1"
 REQUIRED_HEADINGS = (
     "Overview",

@@ -11,7 +11,7 @@ commands promote the replica). Each must exit 0 and print its `# shows:` text
   pg_isready get `-h/-p` of `postgres-0` (the primary: db-1, then db-2 once promoted);
   every other kubectl line is checked by tests/deploy/test_runbook_kubectl.py instead;
 - `-h db-1 -p 5432` and `-h db-2 -p 5432` become the two test servers;
-- `http://api.godel.local` and the in-pod `http://127.0.0.1:8080` become the test API.
+- `https://api.godel.local` and the in-pod `http://127.0.0.1:8080` become the test API.
 The shell has what a pod has: GODEL_DATABASE_URL (the multi-host URL), GODEL_URL and
 GODEL_ADMIN_TOKEN.
 """
@@ -72,7 +72,7 @@ class Stack:
                 command = f"{name} -h {self.primary.host} -p {self.primary.port} {rest}"
         for name, server in self.servers.items():
             command = command.replace(f"-h {name} -p 5432", f"-h {server.host} -p {server.port}")
-        for public in ("http://api.godel.local", "http://127.0.0.1:8080"):
+        for public in ("https://api.godel.local", "http://127.0.0.1:8080"):
             command = command.replace(public, self.api.url)
         return command
 
