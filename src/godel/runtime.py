@@ -5,6 +5,7 @@ upkeep, built and injected here, started and stopped together (by the API's life
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import Sequence
@@ -193,3 +194,14 @@ class Runtime:
             uptime_s=round(time.time() - self.started_at, 1),
             redis_memory=RedisMemory.from_gauges(),
         )
+
+
+def settle_heap() -> None:
+    """Once a long-running process has started (`godel serve`, `godel worker`): collect,
+    then freeze what is left (modules, the app, pools: tens of MB that live as long as the
+    process) out of the garbage collector's sight. A full collection walked all of it on
+    the event loop: 50-90 ms pauses a few times a minute under load (seen under a storm:
+    bench rows 10a-10c), every request in flight waiting. Objects made later are collected
+    as usual."""
+    gc.collect()
+    gc.freeze()

@@ -39,7 +39,7 @@ from godel.api.session import Sessions, signing_key
 from godel.config import Settings
 from godel.credentials import Scope as KeyScope
 from godel.handlers import Registry
-from godel.runtime import Runtime
+from godel.runtime import Runtime, settle_heap
 from godel.store import keys as store_keys
 
 log = logging.getLogger("godel.api")
@@ -72,9 +72,12 @@ def create_app(
     redis_url: str | None = None,
     workers: int | None = None,
     registry: Registry | None = None,
+    settle: bool = False,
 ) -> FastAPI:
     """Build the API. `redis_url` overrides the settings (the embedded redis-server);
-    `registry` replaces the default handlers (built-ins plus GODEL_HANDLERS)."""
+    `registry` replaces the default handlers (built-ins plus GODEL_HANDLERS); `settle`:
+    this process runs the app alone (`godel serve`), so its start-up heap is frozen once
+    started (runtime.settle_heap)."""
     token = settings.admin_token.get_secret_value() if settings.admin_token else None
 
     @asynccontextmanager
@@ -84,6 +87,8 @@ def create_app(
         await rt.start(workers=settings.workers if workers is None else workers)
         # The dashboard's history is the API's: worker-only processes do not sample it.
         rt.maintenance.every("history", rt.history.interval_s, rt.history.sample)
+        if settle:
+            settle_heap()
         try:
             yield
         finally:

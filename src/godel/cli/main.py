@@ -253,7 +253,7 @@ def run_api(
     from godel.api.server import ApiServer, protocol_with_header_timeout
 
     try:
-        api = create_app(settings, redis_url=redis_url, workers=workers)
+        api = create_app(settings, redis_url=redis_url, workers=workers, settle=True)
     except GodelError as err:
         return err
     guard = StartupGuard(api)
@@ -325,7 +325,7 @@ async def _worker(settings: Settings, concurrency: int, burst: bool) -> None:
     import asyncio
 
     from godel.pipeline.worker import worker_name
-    from godel.runtime import Runtime
+    from godel.runtime import Runtime, settle_heap
 
     rt = Runtime(settings)
     try:
@@ -334,6 +334,7 @@ async def _worker(settings: Settings, concurrency: int, burst: bool) -> None:
         log.debug("start-up failure", exc_info=err)
         reason = describe(err, settings.effective_database_url)
         raise StartFailed(f"godel worker could not start: {reason}") from None
+    settle_heap()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, rt.request_stop)
