@@ -76,7 +76,9 @@ class Refusals:
     the level it had plus the refill since. What that bound cannot pay for, Redis would
     refuse as well; anything else goes to Redis. The level is taken from the script's wait,
     rounded up to a millisecond (so read as the most it can have been) and dated from
-    before the call (so the refill counted is the most there can have been)."""
+    before the call (so the refill counted is the most there can have been). One case
+    escapes the bound: Redis losing the bucket (a restart without data), which makes it
+    full again; this process then refuses for at most the refill time it had computed."""
 
     def __init__(self, max_buckets: int = LEASES_MAX) -> None:
         self.max_buckets = max_buckets
