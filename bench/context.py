@@ -45,12 +45,12 @@ class Sizes:
     # 10b, 10c: the storm runs at least this long before the probe's clock starts, and with
     # limits on until the storming agent was first refused (its burst spent; at most
     # storm_lead_max_s, else the row fails)
-    storm_lead_s: float
-    storm_lead_max_s: float
-    storm_warm_s: float  # the probe's warm-up at its rate, before the storm starts
-    storm_probe_rate: float  # probe requests per second (open loop)
-    storm_probe_agents: int  # agent ids the probe rotates over
-    storm_connections: int  # wrk connections of the storming agent
+    storm_lead_s: float = 1.0
+    storm_lead_max_s: float = 30.0
+    storm_warm_s: float = 0.5  # the probe's warm-up at its rate, before the storm starts
+    storm_probe_rate: float = 200.0  # probe requests per second (open loop)
+    storm_probe_agents: int = 50  # agent ids the probe rotates over
+    storm_connections: int = 16  # wrk connections of the storming agent
 
 
 QUICK = Sizes(
@@ -79,12 +79,6 @@ QUICK = Sizes(
     pg_replay_n=5000,
     health_rows=30_000,
     storm_window_s=2.0,
-    storm_lead_s=1.0,
-    storm_lead_max_s=30.0,
-    storm_warm_s=0.5,
-    storm_probe_rate=200.0,
-    storm_probe_agents=50,
-    storm_connections=16,
 )
 # The suite's smoke run (tests/bench): every row once, at the quick sizes or below; it checks
 # the harness and that Godel loses nothing, not the figures (one repetition: no medians).
@@ -137,12 +131,6 @@ FULL = Sizes(
     pg_replay_n=100_000,
     health_rows=300_000,
     storm_window_s=8.0,
-    storm_lead_s=1.0,
-    storm_lead_max_s=30.0,
-    storm_warm_s=0.5,
-    storm_probe_rate=200.0,
-    storm_probe_agents=50,
-    storm_connections=16,
 )
 
 
