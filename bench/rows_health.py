@@ -66,7 +66,7 @@ async def _fill(url: str, n: int) -> None:
                 (Event(id=f"h{start + i:09d}", type="bench.noop", payload_json='{"n":1}'), True)
                 for i in range(size)
             ]
-            await db.write_raw(inserts.insert_events_raw, db.is_sqlite, batch)
+            await inserts.commit_events(db, batch)
             ids = [ev.id for ev, _ in batch if int(ev.id[1:]) < n - OPEN_ROWS]
             for k in range(0, len(ids), 1000):
                 await db.write(ledger.mark_processed, ids[k : k + 1000], time.time(), None, "b")

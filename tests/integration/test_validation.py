@@ -254,7 +254,7 @@ async def test_a_stored_invalid_status_is_ignored_not_fatal(settings: Any) -> No
         bad = Event(
             id="old-1", type="agent.status", agent_id="ag", payload_json='{"status":"BAD\\n"}'
         )
-        await h.rt.db.write_raw(inserts.insert_events_raw, h.rt.db.is_sqlite, [(bad, False)])
+        await inserts.commit_events(h.rt.db, [(bad, False)])
         await wait_until_async(lambda: _processed(h, "old-1"), 20, "the old agent event processed")
         agent = (await h.client.get("/api/v1/agents/ag")).json()
         assert agent["status"] == "unknown" and agent["events_applied"] == 1

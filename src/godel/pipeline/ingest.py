@@ -20,11 +20,9 @@ from godel.errors import IdConflict, LedgerUnavailable, RedisUnavailable
 from godel.event import Event
 from godel.fastlane.queue import FastLane
 from godel.store import inserts, ledger
-from godel.store.database import BUSY, LOOP_WRITERS, Database
+from godel.store.database import LOOP_WRITERS, Database
 
 log = logging.getLogger("godel.ingest")
-# Up to this many rows commit on the event loop thread (about 0.1 ms); more go to a thread.
-INLINE_MAX_ROWS = 200
 # At most one LPUSH per this long while events keep committing (see Ingest._push_loop).
 PUSH_GAP_S = 0.001
 PG_COMMITS_IN_FLIGHT = LOOP_WRITERS  # group commits at once on PostgreSQL
@@ -123,7 +121,7 @@ class Ingest:
         dispatched = self.lane.link.connected
         rows = [(ev, dispatched) for item in group for ev in item.events]
         try:
-            inserted = await self._insert(rows)
+            inserted = await inserts.commit_events(self.db, rows)
         except IdConflict as exc:
             self._refuse_conflicts(group, exc)
             return
@@ -162,15 +160,6 @@ class Ingest:
             else:
                 retry.append(item)
         self._waiting[:0] = retry
-
-    async def _insert(self, rows: list[tuple[Event, bool]]) -> set[str]:
-        if not self.db.is_sqlite:  # on the event loop, no thread (store.loopwriter)
-            return await self.db.write_on_loop(inserts.insert_events_pg, rows)
-        if len(rows) <= INLINE_MAX_ROWS:
-            done = self.db.write_inline(inserts.insert_events_raw, True, rows)
-            if done is not BUSY:
-                return done
-        return await self.db.write_raw(inserts.insert_events_raw, True, rows)
 
     async def _push_loop(self) -> None:
         loop = asyncio.get_running_loop()

@@ -308,6 +308,8 @@ class Database:
         return True
 
     def close(self) -> None:
+        if self._loop_writer is not None:  # Runtime.stop closed them already, on its loop
+            self._loop_writer.close_now()
         self._pool.shutdown(wait=True, cancel_futures=False)
         self._writer.shutdown(wait=True, cancel_futures=False)
         if self._inline is not None:

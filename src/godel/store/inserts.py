@@ -1,6 +1,5 @@
-"""The ledger's hot-path insert: one statement per group commit, on a DBAPI connection
-(executemany on SQLite, unnest on PostgreSQL), and the check that an id sent again names
-the same event."""
+"""The ledger's hot-path insert: one statement per group commit (executemany on SQLite,
+unnest on PostgreSQL), and the check that an id sent again names the same event."""
 
 from __future__ import annotations
 
@@ -10,6 +9,10 @@ from typing import Any
 
 from godel.errors import IdConflict
 from godel.event import Event
+from godel.store.database import BUSY, Database
+
+# Up to this many rows commit on the event loop thread (about 0.1 ms); more go to a thread.
+INLINE_MAX_ROWS = 200
 
 _COLUMNS = (
     "id, type, agent_id, payload, status, dispatched, attempts, created_at, "
@@ -30,30 +33,29 @@ _PG_INSERT = (
 _PG_STORED = "SELECT id, type, agent_id, payload FROM events WHERE id = ANY(%(ids)s::text[])"
 
 
-def insert_events_raw(
-    dbapi_conn: Any, is_sqlite: bool, batch: Sequence[tuple[Event, bool]]
-) -> set[str]:
-    """The ingest hot path on a DBAPI connection: one statement for the whole group commit
-    (executemany on SQLite, unnest on PostgreSQL). Returns the ids that were new.
+async def commit_events(db: Database, batch: Sequence[tuple[Event, bool]]) -> set[str]:
+    """Commit one group of `(event, dispatched)` rows: the ingest's one way into the ledger,
+    on either ledger. Returns the ids that were new.
 
-    An id already in the ledger (or earlier in the batch) must name the same event: if not,
-    IdConflict is raised inside the transaction, so the caller's rollback undoes the group
-    and it can commit the others again. Only client-made ids that were not new are compared
+    SQLite: on the calling thread when the group is small and the write lock is free right
+    now (a small commit costs less than the hop to a thread), else in the writer thread.
+    PostgreSQL: on the event loop, through store.loopwriter.
+
+    An id already in the ledger (or earlier in the group) must name the same event: if not,
+    IdConflict is raised inside the transaction, so the rollback undoes the group and the
+    caller can commit the others again. Only client-made ids that were not new are compared
     (server-made ids are unique by construction)."""
-    _check_batch_repeats(batch)
-    if is_sqlite:
-        return _insert_sqlite(dbapi_conn, batch)
-    new = {row[0] for row in dbapi_conn.execute(_PG_INSERT, _pg_params(batch)).fetchall()}
-    known = _known(batch, new)
-    if known:
-        rows = dbapi_conn.execute(_PG_STORED, {"ids": known}).fetchall()
-        _check_stored(batch, {r[0]: _stored(r) for r in rows})
-    return new
+    if not db.is_sqlite:
+        return await db.write_on_loop(_insert_pg, batch)
+    if len(batch) <= INLINE_MAX_ROWS:
+        done = db.write_inline(_insert_sqlite, batch)
+        if done is not BUSY:
+            return done
+    return await db.write_raw(_insert_sqlite, batch)
 
 
-async def insert_events_pg(conn: Any, batch: Sequence[tuple[Event, bool]]) -> set[str]:
-    """`insert_events_raw` on PostgreSQL through psycopg's AsyncConnection (the group
-    commit on the event loop: store.loopwriter). The same statements and checks."""
+async def _insert_pg(conn: Any, batch: Sequence[tuple[Event, bool]]) -> set[str]:
+    """One unnest INSERT for the group, on a psycopg AsyncConnection."""
     _check_batch_repeats(batch)
     cur = await conn.execute(_PG_INSERT, _pg_params(batch))
     new = {row[0] for row in await cur.fetchall()}
@@ -107,6 +109,8 @@ def _check_stored(batch: Sequence[tuple[Event, bool]], stored: dict[str, Event])
 
 
 def _insert_sqlite(dbapi_conn: Any, batch: Sequence[tuple[Event, bool]]) -> set[str]:
+    """One executemany for the group, on a sqlite3 connection."""
+    _check_batch_repeats(batch)
     now = time.time()
     ids = list({ev.id for ev, _ in batch if ev.id_from_client})
     stored: dict[str, Event] = {}

@@ -66,6 +66,13 @@ class LoopWriter:
         for conn in idle:
             await self._discard(conn)
 
+    def close_now(self) -> None:
+        """`close` without an event loop (the loop that made them may be gone): libpq's
+        PQfinish on each kept connection."""
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.pgconn.finish()
+
     async def _connect(self) -> AsyncConn:
         return await psycopg.AsyncConnection.connect(**self._connect_kwargs)
 

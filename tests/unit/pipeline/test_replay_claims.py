@@ -44,7 +44,7 @@ async def test_a_failed_claim_gives_the_other_claims_rows_back(pg_url: str) -> N
     try:
         upgrade(db)
         evs = [parse_event({"type": "t.x"}, 1024) for _ in range(10)]
-        await db.write_raw(inserts.insert_events_raw, False, [(e, False) for e in evs])
+        await inserts.commit_events(db, [(e, False) for e in evs])
         settings = make_settings(pg_url, NO_REDIS, replay_batch_size=3)
         replayer = Replayer(settings, db=db, lane=FastLane(Link(settings, NO_REDIS)))
         assert replay.REPLAY_CLAIMS_IN_FLIGHT == 2

@@ -31,7 +31,7 @@ def owners(conn: Any) -> dict[str, int]:
 
 async def insert(db: Database, ids: list[str]) -> None:
     batch = [(Event(id=i, type="t.x", payload_json="{}"), True) for i in ids]
-    await db.write_raw(inserts.insert_events_raw, db.is_sqlite, batch)
+    await inserts.commit_events(db, batch)
 
 
 async def test_counts_equal_the_exact_scan_through_every_kind_of_change(

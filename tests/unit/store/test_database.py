@@ -72,15 +72,28 @@ def turn_read_only(conn: Any) -> int:
     return backend_pid(conn)
 
 
+async def loop_backend_pid(conn: Any) -> int:
+    cur = await conn.execute("SELECT pg_backend_pid()")
+    row = await cur.fetchone()
+    return int(row[0])
+
+
+async def loop_turn_read_only(conn: Any) -> int:
+    await conn.execute("SET SESSION default_transaction_read_only = on")
+    return await loop_backend_pid(conn)
+
+
 async def test_a_write_to_a_read_only_server_drops_the_pool(db: Database) -> None:
     row = [(Event(id="ro-1", type="t.x", agent_id=None, payload_json="{}"), True)]
-    stale = await db.write(turn_read_only)
+    # The ingest's commits, on the event loop's kept connections.
+    stale = await db.write_on_loop(loop_turn_read_only)
     with pytest.raises(LedgerUnavailable, match="read-only"):
-        await db.write_raw(inserts.insert_events_raw, False, row)
-    # The pooled session is still alive (pre-ping passes) but read-only: it must go.
-    assert await db.read(backend_pid) != stale
-    assert await db.write_raw(inserts.insert_events_raw, False, row) == {"ro-1"}
+        await inserts.commit_events(db, row)
+    # The kept session is still alive but read-only: it must go.
+    assert await db.write_on_loop(loop_backend_pid) != stale
+    assert await inserts.commit_events(db, row) == {"ro-1"}
 
+    # Every other write, in a thread on SQLAlchemy's pool.
     stale = await db.write(turn_read_only)
     with pytest.raises(LedgerUnavailable, match="read-only"):
         await db.write(lambda conn: conn.execute(text("CREATE TABLE t (x int)")))

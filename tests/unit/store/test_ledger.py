@@ -33,9 +33,7 @@ def event(event_id: str | None = None, type_: str = "t.x", agent: str | None = N
 
 
 async def insert(db: Database, evs: Sequence[Event], dispatched: bool = True) -> set[str]:
-    new: set[str] = await db.write_raw(
-        inserts.insert_events_raw, db.is_sqlite, [(e, dispatched) for e in evs]
-    )
+    new: set[str] = await inserts.commit_events(db, [(e, dispatched) for e in evs])
     return new
 
 
